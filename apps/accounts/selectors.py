@@ -1,0 +1,53 @@
+"""Reads about people, roles, teams and tokens."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from apps.accounts.models import PersonalAccessToken, Team, User
+from apps.accounts.roles import ADMIN, ALL_ROLES, ROLE_SLUGS
+
+
+def roles_of(user: User) -> list[str]:
+    """The user's role names, cached on the user object for the request."""
+    if not user.is_authenticated:
+        return []
+    cached = getattr(user, "_causeway_roles", None)
+    if cached is None:
+        cached = sorted(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        user._causeway_roles = cached
+    return cached
+
+
+def role_slugs_of(user: User) -> set[str]:
+    slugs = {ROLE_SLUGS[role] for role in roles_of(user)}
+    if user.is_authenticated and user.is_superuser:
+        slugs.add("admin")
+    return slugs
+
+
+def has_role(user: User, role: str) -> bool:
+    return role in roles_of(user) or (role == ADMIN and user.is_superuser)
+
+
+def tokens_of(user: User) -> QuerySet[PersonalAccessToken]:
+    return PersonalAccessToken.objects.filter(user=user).order_by("-created_at")
+
+
+def teams_of(user: User) -> QuerySet[Team]:
+    return Team.objects.filter(group__user=user).select_related("lead")
+
+
+def team_ids_of(user: User) -> list[int]:
+    if not user.is_authenticated:
+        return []
+    return list(Team.objects.filter(group__user=user).values_list("pk", flat=True))
+
+
+def teams_with_counts() -> QuerySet[Team]:
+    # Teams' names and members are organisation metadata, visible to every signed-in user.
+    return Team.objects.select_related("lead").annotate(member_count=Count("group__user"))
+
+
+def team_members(team: Team) -> QuerySet[User]:
+    return User.objects.filter(groups=team.group_id).order_by("username")

@@ -1,0 +1,176 @@
+"""Every write to accounts: tokens, teams, roles. Each runs in a transaction and is audited."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.accounts.models import PersonalAccessToken, Team, User
+from apps.accounts.roles import ADMIN, ALL_ROLES
+from apps.audit import services as audit
+
+TOKEN_PREFIX = "cw_"
+# A token is used on every API call; its last-used time is written at most this often.
+LAST_USED_WRITE_INTERVAL = timedelta(minutes=1)
+
+
+def hash_token(raw_token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough (no need for a slow KDF).
+    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    *, user: User, name: str, expires_in_days: int | None = None, created_by: User | None = None
+) -> tuple[PersonalAccessToken, str]:
+    """Create a token for `user`; returns the row and the raw secret, which is never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name, e.g. the script that uses it."})
+    if len(name) > 100:
+        raise ValidationError({"name": "At most 100 characters."})
+    if expires_in_days is None:
+        expires_in_days = settings.TOKEN_DEFAULT_EXPIRY_DAYS
+    if not 1 <= expires_in_days <= settings.TOKEN_MAX_EXPIRY_DAYS:
+        raise ValidationError({"expires_in_days": f"Between 1 and {settings.TOKEN_MAX_EXPIRY_DAYS} days."})
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = PersonalAccessToken.objects.create(
+            user=user,
+            name=name,
+            prefix=raw[:10],
+            token_hash=hash_token(raw),
+            expires_at=timezone.now() + timedelta(days=expires_in_days),
+        )
+        audit.record(
+            actor=created_by or user,
+            action="token.create",
+            target=token,
+            after={"name": token.name, "user": user.username, "expires_at": token.expires_at},
+        )
+    return token, raw
+
+
+def revoke_token(*, token: PersonalAccessToken, by: User) -> PersonalAccessToken:
+    """Revoke a token. Its owner and platform admins may; revoking twice is a no-op."""
+    if token.user_id != by.pk and not is_platform_admin(by):
+        raise PermissionDenied("Only the token's owner or a platform admin may revoke it.")
+    with transaction.atomic():
+        token = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            audit.record(
+                actor=by,
+                action="token.revoke",
+                target=token,
+                before={"revoked_at": None},
+                after={"revoked_at": token.revoked_at},
+            )
+    return token
+
+
+def authenticate_token(raw_token: str, username: str | None = None) -> User | None:
+    """The active user a raw token belongs to, or None (unknown, revoked, expired, wrong user,
+    inactive user). Records when the token was last used."""
+    if not raw_token or not raw_token.startswith(TOKEN_PREFIX) or len(raw_token) > 200:
+        return None
+    token = PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw_token)).first()
+    if token is None or not token.is_active or not token.user.is_active:
+        return None
+    if username is not None and token.user.get_username() != username:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_WRITE_INTERVAL:
+        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def is_platform_admin(user: User) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=ADMIN).exists()))
+
+
+def create_team(*, name: str, by: User, description: str = "", lead: User | None = None) -> Team:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "A team needs a name."})
+    slug = slugify(name)
+    if not slug:
+        raise ValidationError({"name": "Use letters or digits in the name."})
+    if Team.objects.filter(slug=slug).exists() or Group.objects.filter(name=f"team:{slug}").exists():
+        raise ValidationError({"name": f"A team called {name!r} already exists."})
+    with transaction.atomic():
+        group = Group.objects.create(name=f"team:{slug}")
+        team = Team.objects.create(name=name, slug=slug, description=description, group=group, lead=lead)
+        if lead is not None:
+            group.user_set.add(lead)
+        audit.record(actor=by, action="team.create", target=team, after=audit.snapshot(team))
+    return team
+
+
+def add_team_member(*, team: Team, user: User, by: User) -> None:
+    with transaction.atomic():
+        if team.group.user_set.filter(pk=user.pk).exists():
+            return
+        team.group.user_set.add(user)
+        audit.record(actor=by, action="team.add_member", target=team, after={"member": user.username})
+
+
+def remove_team_member(*, team: Team, user: User, by: User) -> None:
+    with transaction.atomic():
+        if not team.group.user_set.filter(pk=user.pk).exists():
+            return
+        team.group.user_set.remove(user)
+        changed = {}
+        if team.lead_id == user.pk:
+            team.lead = None
+            team.save(update_fields=["lead"])
+            changed["lead"] = None
+        audit.record(
+            actor=by, action="team.remove_member", target=team, before={"member": user.username}, after=changed
+        )
+
+
+def set_team_lead(*, team: Team, lead: User | None, by: User) -> Team:
+    with transaction.atomic():
+        before = {"lead": team.lead.username if team.lead else None}
+        team.lead = lead
+        team.save(update_fields=["lead"])
+        if lead is not None:
+            team.group.user_set.add(lead)
+        audit.record(
+            actor=by,
+            action="team.set_lead",
+            target=team,
+            before=before,
+            after={"lead": lead.username if lead else None},
+        )
+    return team
+
+
+def set_roles(*, user: User, roles: list[str], by: User) -> None:
+    """Give `user` exactly these roles (names from `roles.ALL_ROLES`)."""
+    unknown = set(roles) - set(ALL_ROLES)
+    if unknown:
+        raise ValidationError({"roles": f"Unknown role(s): {', '.join(sorted(unknown))}"})
+    with transaction.atomic():
+        current = set(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        wanted = set(roles)
+        if current == wanted:
+            return
+        user.groups.remove(*Group.objects.filter(name__in=current - wanted))
+        user.groups.add(*Group.objects.filter(name__in=wanted - current))
+        audit.record(
+            actor=by,
+            action="user.set_roles",
+            target=user,
+            before={"roles": sorted(current)},
+            after={"roles": sorted(wanted)},
+        )

@@ -1,0 +1,22 @@
+"""Causeway's own REST API, /api/v1/. Each app contributes its viewsets here."""
+
+from django.urls import path, re_path
+from rest_framework.routers import DefaultRouter
+
+from apps.accounts.api import MeView, TeamViewSet, TokenViewSet
+from apps.audit.api import AuditEventViewSet
+from apps.core.api import api_not_found
+from apps.jobs.api import JobViewSet
+
+router = DefaultRouter()
+router.register("tokens", TokenViewSet, basename="token")
+router.register("teams", TeamViewSet, basename="team")
+router.register("jobs", JobViewSet, basename="job")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+urlpatterns = [
+    path("me", MeView.as_view(), name="me"),
+    *router.urls,
+    # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page.
+    re_path(r"^.*$", api_not_found),
+]
