@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from guardian.admin import GuardedModelAdmin
 
+from apps.accounts import services
 from apps.accounts.models import PersonalAccessToken, Team, User
+from apps.audit import services as audit
 
 
 @admin.register(User)
@@ -13,9 +16,30 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Team)
 class TeamAdmin(GuardedModelAdmin):
+    """Teams are created through the service (it creates the backing group and audits)."""
+
     list_display = ("name", "slug", "lead", "created_at")
     search_fields = ("name", "slug")
-    readonly_fields = ("group",)
+    fields = ("name", "description", "lead")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            with transaction.atomic():
+                before = audit.snapshot(Team.objects.get(pk=obj.pk), ["name", "description", "lead"])
+                super().save_model(request, obj, form, change)
+                audit.record(
+                    actor=request.user,
+                    action="team.update",
+                    target=obj,
+                    before=before,
+                    after=audit.snapshot(obj, ["name", "description", "lead"]),
+                )
+            return
+        created = services.create_team(name=obj.name, description=obj.description, lead=obj.lead, by=request.user)
+        obj.pk, obj.slug, obj.group_id = created.pk, created.slug, created.group_id
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # teams own things; retire them by removing members instead
 
 
 @admin.register(PersonalAccessToken)

@@ -54,7 +54,7 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.status} ({self.id})"
+        return f"{self.kind} · {str(self.id)[:8]}"
 
     @property
     def is_finished(self) -> bool:

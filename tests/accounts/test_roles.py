@@ -76,3 +76,19 @@ def test_guardian_object_permission_granted_to_a_team_reaches_its_members(users)
     assign_perm("accounts.change_team", team.group, other)
     assert users["approver"].has_perm("accounts.change_team", other)
     assert not users["scientist"].has_perm("accounts.change_team", other)
+
+
+def test_a_team_created_in_the_django_admin_gets_its_group_and_an_audit_record(users, client):
+    users["admin"].is_staff = users["admin"].is_superuser = True
+    users["admin"].save()
+    client.force_login(users["admin"])
+    response = client.post(
+        "/admin/accounts/team/add/", {"name": "Pricing", "description": "", "lead": users["engineer"].pk}
+    )
+    assert response.status_code == 302
+    from apps.accounts.models import Team
+
+    team = Team.objects.get(name="Pricing")
+    assert team.group.name == "team:pricing"
+    assert team.group.user_set.filter(username="engineer").exists()
+    assert AuditEvent.objects.filter(action="team.create", object_id=str(team.pk), actor_username="admin").exists()
