@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import MeView, TeamViewSet, TokenViewSet
 from apps.audit.api import AuditEventViewSet
+from apps.catalog.api import AccessRequestViewSet, DatasetViewSet
 from apps.core.api import api_not_found
 from apps.jobs.api import JobViewSet
 
@@ -13,6 +14,8 @@ router.register("tokens", TokenViewSet, basename="token")
 router.register("teams", TeamViewSet, basename="team")
 router.register("jobs", JobViewSet, basename="job")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("access-requests", AccessRequestViewSet, basename="access-request")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

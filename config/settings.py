@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.audit",
     "apps.jobs",
+    "apps.catalog",
+    "apps.lineage",
     "apps.dashboards",
 ]
 
@@ -243,6 +245,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+
+# --- Catalog ------------------------------------------------------------------------------
+CATALOG_MAX_UPLOAD_BYTES = env_int("CATALOG_MAX_UPLOAD_MB", 2048) * 1024 * 1024
+# Server paths may only be registered from under this folder.
+CATALOG_DATA_ROOT = Path(env("CATALOG_DATA_ROOT", str(VAR_DIR / "data")))
+CATALOG_MAX_ACCESS_DAYS = env_int("CATALOG_MAX_ACCESS_DAYS", 365)
 
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(

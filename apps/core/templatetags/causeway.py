@@ -23,3 +23,11 @@ def status_badge(status: str) -> str:
         "revoked": "secondary",
         "expired": "warning",
     }.get(str(status), "secondary")
+
+
+@register.filter
+def get_item(mapping, key):
+    """`mapping[key]` in templates (dicts keyed by ids or column names)."""
+    if not mapping:
+        return None
+    return mapping.get(key)

@@ -1,0 +1,221 @@
+"""Every read of the catalog, filtered by what the user may see. Visibility is one indexed
+query: owner / team / organisation-wide columns, plus direct-FK guardian shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from apps.accounts.selectors import team_ids_of
+from apps.catalog import permissions, search
+from apps.catalog.models import (
+    AccessRequest,
+    Column,
+    Dataset,
+    DatasetGroupObjectPermission,
+    DatasetUserObjectPermission,
+    DatasetVersion,
+    LineageRunDataset,
+)
+
+FACETS = ("owner", "team", "domain", "tag", "classification", "format")
+
+
+def visible_datasets(user) -> QuerySet[Dataset]:
+    if not user.is_authenticated:
+        return Dataset.objects.none()
+    if permissions.is_admin(user):
+        return Dataset.objects.all()
+    shared_to_user = DatasetUserObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), user=user, permission__codename="view_dataset"
+    )
+    shared_to_groups = DatasetGroupObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), group__user=user, permission__codename="view_dataset"
+    )
+    return Dataset.objects.filter(
+        Q(visibility=Dataset.Visibility.ORGANISATION)
+        | Q(owner=user)
+        | Q(steward=user)
+        | Q(team_id__in=team_ids_of(user))
+        | Exists(shared_to_user)
+        | Exists(shared_to_groups)
+    )
+
+
+def dataset_for(user, slug: str) -> Dataset | None:
+    return (
+        visible_datasets(user)
+        .select_related("owner", "steward", "team", "domain", "current_version")
+        .prefetch_related("tags")
+        .filter(slug=slug)
+        .first()
+    )
+
+
+def can_view_dataset_id(user, object_id: str) -> bool:
+    """For the audit history pages (registered in CatalogConfig.ready)."""
+    return str(object_id).isdigit() and visible_datasets(user).filter(pk=int(object_id)).exists()
+
+
+@dataclass
+class SearchResult:
+    datasets: QuerySet[Dataset]
+    facets: dict[str, list[dict]]
+
+
+def search_datasets(
+    user, *, text: str = "", filters: dict[str, Iterable[str]] | None = None, sort: str = ""
+) -> SearchResult:
+    """One search box over names, tags, column names and descriptions, ranked, with facets.
+    Only what `user` may see is searched, counted and faceted."""
+    queryset = _apply_filters(visible_datasets(user), filters or {})
+    facets = facet_counts(queryset)
+    if text.strip():
+        queryset = search.matching(queryset, text)
+    else:
+        queryset = queryset.order_by(*_SORTS.get(sort, ("name",)))
+    queryset = queryset.select_related("owner", "team", "domain", "current_version__created_by").prefetch_related(
+        "tags"
+    )
+    return SearchResult(datasets=queryset, facets=facets)
+
+
+_SORTS = {"name": ("name",), "-updated": ("-updated_at", "name"), "-created": ("-created_at", "name")}
+
+
+def _apply_filters(queryset: QuerySet[Dataset], filters: dict[str, Iterable[str]]) -> QuerySet[Dataset]:
+    values = {key: [v for v in filters.get(key, []) if v] for key in FACETS}
+    if values["owner"]:
+        queryset = queryset.filter(owner__username__in=values["owner"])
+    if values["team"]:
+        queryset = queryset.filter(team__slug__in=values["team"])
+    if values["domain"]:
+        queryset = queryset.filter(domain__slug__in=values["domain"])
+    if values["classification"]:
+        queryset = queryset.filter(classification__in=values["classification"])
+    if values["format"]:
+        queryset = queryset.filter(format__in=values["format"])
+    for tag in values["tag"]:
+        queryset = queryset.filter(tags__name=tag)
+    return queryset
+
+
+def facet_counts(queryset: QuerySet[Dataset], limit: int = 15) -> dict[str, list[dict]]:
+    """Counts per facet value over an already permission-filtered queryset (one query each)."""
+    base = queryset.order_by()
+    specs = {
+        "owner": ("owner__username", "owner__username"),
+        "team": ("team__slug", "team__name"),
+        "domain": ("domain__slug", "domain__name"),
+        "tag": ("tags__name", "tags__name"),
+        "classification": ("classification", "classification"),
+        "format": ("format", "format"),
+    }
+    facets = {}
+    for facet, (key, label) in specs.items():
+        rows = (
+            base.exclude(**{f"{key}__isnull": True})
+            .values(key, label)
+            .annotate(n=Count("pk", distinct=True))
+            .order_by("-n", key)[:limit]
+        )
+        facets[facet] = [{"value": r[key], "label": r[label], "count": r["n"]} for r in rows]
+    return facets
+
+
+def versions_of(dataset: Dataset) -> QuerySet[DatasetVersion]:
+    return dataset.versions.select_related("created_by").order_by("-number")
+
+
+def columns_of(version: DatasetVersion | None) -> list[Column]:
+    return list(version.columns.order_by("position")) if version else []
+
+
+def sample_rows_for(user, dataset: Dataset, version: DatasetVersion) -> list[dict] | None:
+    """Sample rows the user may see: None without content access; PII columns are masked
+    unless the user is an insider or holds access."""
+    if not permissions.can_see_content(user, dataset):
+        return None
+    rows = version.sample_rows or []
+    if permissions.is_insider(user, dataset):
+        return rows
+    hidden = set(version.columns.filter(is_pii=True).values_list("name", flat=True))
+    return [{k: ("•••" if k in hidden else v) for k, v in row.items()} for row in rows]
+
+
+def column_stats_for(user, dataset: Dataset, columns: list[Column]) -> dict[int, dict]:
+    """Value-level statistics per column id. Without content access only counts and types
+    are shown (no min/max, top values or histograms, which reveal values)."""
+    full = permissions.can_see_content(user, dataset)
+    shown = {}
+    for column in columns:
+        stats = column.stats or {}
+        if full:
+            shown[column.pk] = stats
+        else:
+            shown[column.pk] = {k: stats.get(k) for k in ("null_count", "null_fraction", "distinct_count")}
+    return shown
+
+
+def schema_diff(old: DatasetVersion, new: DatasetVersion) -> dict[str, list]:
+    """Columns added, removed and whose type changed between two versions."""
+    before = {c.name: c.type for c in old.columns.all()}
+    after = {c.name: c.type for c in new.columns.all()}
+    return {
+        "added": [{"name": n, "type": after[n]} for n in after if n not in before],
+        "removed": [{"name": n, "type": before[n]} for n in before if n not in after],
+        "type_changed": [
+            {"name": n, "from": before[n], "to": after[n]} for n in after if n in before and before[n] != after[n]
+        ],
+    }
+
+
+def access_requests_of(user) -> QuerySet[AccessRequest]:
+    return AccessRequest.objects.filter(requester=user).select_related("dataset", "decided_by")
+
+
+def access_inbox(user) -> QuerySet[AccessRequest]:
+    """Pending requests on datasets the user decides on (owner, steward, admin)."""
+    pending = AccessRequest.objects.filter(status=AccessRequest.Status.PENDING).select_related("dataset", "requester")
+    if permissions.is_admin(user):
+        return pending
+    return pending.filter(Q(dataset__owner=user) | Q(dataset__steward=user)).exclude(requester=user)
+
+
+def access_requests_for_dataset(user, dataset: Dataset) -> QuerySet[AccessRequest]:
+    requests = dataset.access_requests.select_related("requester", "decided_by")
+    return requests if permissions.can_decide_access(user, dataset) else requests.filter(requester=user)
+
+
+def dataset_neighbours(user, dataset: Dataset) -> dict[str, list[Dataset]]:
+    """Datasets one hop upstream and downstream through OpenLineage runs, visible ones only."""
+    visible = visible_datasets(user)
+    runs_writing = LineageRunDataset.objects.filter(dataset=dataset, direction="output").values("run_id")
+    runs_reading = LineageRunDataset.objects.filter(dataset=dataset, direction="input").values("run_id")
+    upstream = visible.filter(lineage_links__run_id__in=runs_writing, lineage_links__direction="input")
+    downstream = visible.filter(lineage_links__run_id__in=runs_reading, lineage_links__direction="output")
+    return {
+        "upstream": list(upstream.exclude(pk=dataset.pk).distinct().order_by("name")[:50]),
+        "downstream": list(downstream.exclude(pk=dataset.pk).distinct().order_by("name")[:50]),
+    }
+
+
+def latest_profile_job(version: DatasetVersion | None):
+    """The newest profiling job of a version (its progress shows on the dataset page)."""
+    if version is None:
+        return None
+    from django.contrib.contenttypes.models import ContentType
+
+    from apps.jobs.models import Job
+
+    return (
+        Job.objects.filter(target_type=ContentType.objects.get_for_model(DatasetVersion), target_id=str(version.pk))
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def prefetch_current_columns() -> Prefetch:
+    return Prefetch("current_version__columns", queryset=Column.objects.order_by("position"))

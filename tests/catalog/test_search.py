@@ -1,0 +1,87 @@
+"""Ranking on a small fixed corpus, the same on SQLite (FTS5) and PostgreSQL (tsvector)."""
+
+import pytest
+
+from apps.catalog import selectors, services
+from tests.catalog.factories import make_dataset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def corpus(users):
+    owner = users["scientist"]
+    make_dataset(owner, "Customer churn", description="Monthly churn labels per customer.", tags=["retention"])
+    make_dataset(owner, "Loan applications", description="Applications with a churn flag column.", tags=["credit"])
+    make_dataset(owner, "Branch locations", description="Addresses of branches.", tags=["geo"])
+    make_dataset(owner, "Card transactions", description="Authorised card payments.", tags=["fraud", "churn"])
+    return owner
+
+
+def names(user, text, **filters):
+    return [d.name for d in selectors.search_datasets(user, text=text, filters=filters).datasets]
+
+
+def test_a_name_match_ranks_above_tag_and_description_matches(corpus):
+    found = names(corpus, "churn")
+    assert found[0] == "Customer churn"
+    assert set(found) == {"Customer churn", "Loan applications", "Card transactions"}
+    assert found.index("Card transactions") < found.index("Loan applications"), "tags weigh more than descriptions"
+
+
+def test_column_names_are_searched(corpus):
+    assert set(names(corpus, "email")) == {
+        "Customer churn",
+        "Loan applications",
+        "Branch locations",
+        "Card transactions",
+    }
+    assert names(corpus, "customer_id")
+
+
+def test_words_are_prefixes_and_all_must_match(corpus):
+    assert names(corpus, "transact") == ["Card transactions"]
+    assert names(corpus, "card churn") == ["Card transactions"]
+    assert names(corpus, "nothing-like-this") == []
+
+
+def test_facets_filter_and_count(corpus):
+    assert names(corpus, "churn", tag=["credit"]) == ["Loan applications"]
+    result = selectors.search_datasets(corpus, text="")
+    tags = {item["value"]: item["count"] for item in result.facets["tag"]}
+    assert tags["churn"] == 1 and tags["credit"] == 1
+
+
+def test_search_text_follows_edits(corpus):
+    dataset = selectors.search_datasets(corpus, text="branch").datasets.get()
+    services.update_dataset(dataset=dataset, by=corpus, description="Store footfall and opening hours.")
+    assert names(corpus, "footfall") == ["Branch locations"]
+    assert names(corpus, "addresses") == []
+
+
+def count_queries(func) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        func()
+    return len(captured.captured_queries)
+
+
+def test_list_search_and_detail_run_in_a_constant_number_of_queries(corpus, client):
+    client.force_login(corpus)
+    slug = selectors.search_datasets(corpus, text="branch").datasets.get().slug
+    pages = {
+        "search": lambda: client.get("/catalog/", {"q": "churn"}),
+        "list": lambda: client.get("/catalog/"),
+        "detail": lambda: client.get(f"/catalog/datasets/{slug}/"),
+        "api": lambda: client.get("/api/v1/datasets/", {"q": "churn"}),
+    }
+    for page in pages.values():
+        page()  # warm per-process caches (content types, session) before counting
+    before = {name: count_queries(page) for name, page in pages.items()}
+    for i in range(12):
+        make_dataset(corpus, f"Churn extra {i}", tags=[f"t{i}", "churn"])
+    after = {name: count_queries(page) for name, page in pages.items()}
+    assert after == before
+    assert before["search"] <= 16 and before["detail"] <= 25, before
