@@ -5,6 +5,7 @@ from __future__ import annotations
 from apps.accounts.roles import ROLE_SLUGS
 from apps.accounts.selectors import role_slugs_of, teams_of
 from apps.audit.selectors import can_view_audit_log, events_for_log
+from apps.catalog import selectors as catalog
 from apps.jobs.selectors import jobs_visible_to, status_counts
 
 # What each role's home will hold; sections appear as their issues land.
@@ -27,6 +28,11 @@ def home_for(user) -> dict:
         "my_jobs": list(jobs_visible_to(user).filter(requested_by=user)[:5]),
         "job_counts": status_counts(user),
     }
+    if slugs & {"scientist", "engineer", "admin"}:
+        visible = catalog.visible_datasets(user).select_related("owner", "current_version")
+        context["followed_datasets"] = list(visible.filter(followers=user).order_by("name")[:8])
+        context["recent_datasets"] = list(visible.order_by("-updated_at")[:6])
+    context["access_inbox_count"] = catalog.access_inbox(user).count()
     if can_view_audit_log(user):
         context["recent_audit"] = list(events_for_log(user)[:8])
     return context

@@ -37,10 +37,10 @@ def test_every_shell_page_renders_for_every_role(users, client, team, role):
 @pytest.mark.parametrize(
     ("role", "expected", "hidden"),
     [
-        ("scientist", {"Jobs", "Teams"}, {"Audit"}),
-        ("approver", {"Jobs", "Teams", "Audit"}, set()),
-        ("admin", {"Jobs", "Teams", "Audit"}, set()),
-        ("ops", {"Jobs", "Teams"}, {"Audit"}),
+        ("scientist", {"Catalog", "Jobs", "Teams"}, {"Audit"}),
+        ("approver", {"Catalog", "Jobs", "Teams", "Audit"}, set()),
+        ("admin", {"Catalog", "Jobs", "Teams", "Audit"}, set()),
+        ("ops", {"Jobs", "Teams"}, {"Audit", "Catalog"}),
     ],
 )
 def test_navigation_shows_each_role_what_it_uses(users, client, role, expected, hidden):
