@@ -58,6 +58,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 VAR_DIR = Path(env("CAUSEWAY_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+REDIS_URL = env("REDIS_URL")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -246,11 +247,21 @@ TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Cache (Redis when configured, else per process) ----------------------------------------
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "causeway"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "causeway"}
+    )
+}
+
 # --- Catalog ------------------------------------------------------------------------------
 CATALOG_MAX_UPLOAD_BYTES = env_int("CATALOG_MAX_UPLOAD_MB", 2048) * 1024 * 1024
 # Server paths may only be registered from under this folder.
 CATALOG_DATA_ROOT = Path(env("CATALOG_DATA_ROOT", str(VAR_DIR / "data")))
 CATALOG_MAX_ACCESS_DAYS = env_int("CATALOG_MAX_ACCESS_DAYS", 365)
+CATALOG_FACET_CACHE_SECONDS = env_int("CATALOG_FACET_CACHE_SECONDS", 0 if CAUSEWAY_ENV == "test" else 60)
 
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
@@ -264,7 +275,6 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "causeway@localhost")
 
 # --- Celery -------------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL")
 # Without Redis the broker is a SQLite file through kombu's SQLAlchemy transport: no server to
 # run, yet real worker processes consume from it.
 _BROKER_FILE = VAR_DIR / (

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import connection
-from django.db.models import F, FloatField, QuerySet, Value
-from django.db.models.expressions import RawSQL
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Value
 
 from apps.catalog.models import Dataset
 
@@ -18,7 +18,9 @@ _WORD = re.compile(r"[\w]+", re.UNICODE)
 
 
 def reindex(dataset: Dataset) -> None:
-    """Rebuild the search document of one dataset (inside the caller's transaction)."""
+    """Rebuild the search document of one dataset (inside the caller's transaction), and make
+    cached facet counts stale."""
+    transaction.on_commit(_bump_generation)
     tags = " ".join(dataset.tags.values_list("name", flat=True))
     columns = ""
     if dataset.current_version_id:
@@ -41,36 +43,42 @@ def reindex(dataset: Dataset) -> None:
             )
 
 
+def _bump_generation() -> None:
+    try:
+        cache.incr("catalog:generation")
+    except ValueError:
+        cache.set("catalog:generation", 2, None)
+
+
 def remove(dataset_id: int) -> None:
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {_FTS_TABLE} WHERE rowid = %s", [dataset_id])  # noqa: S608
 
 
-def matching(queryset: QuerySet[Dataset], text: str) -> QuerySet[Dataset]:
-    """Datasets of `queryset` matching the words of `text`, annotated with `rank` (higher is
-    better) and ordered by it."""
+MAX_RANKED = 1000
+
+
+def ranked_ids(text: str, limit: int = MAX_RANKED) -> list[int]:
+    """Ids of the best-matching datasets for the words of `text`, best first (at most `limit`).
+    Every word must match, as a prefix. Name matches weigh most, then tags and column names,
+    then descriptions. Permission filtering is the caller's (selectors.search_datasets)."""
     words = _WORD.findall(text.lower())[:12]
     if not words:
-        return queryset.annotate(rank=Value(0.0, output_field=FloatField()))
+        return []
     if connection.vendor == "postgresql":
         query = SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config="english")
-        return (
-            queryset.filter(search_vector=query)
+        return list(
+            Dataset.objects.filter(search_vector=query)
             .annotate(rank=SearchRank(F("search_vector"), query))
             .order_by("-rank", "name")
+            .values_list("pk", flat=True)[:limit]
         )
-    # FTS5: prefix match on every word; bm25 is lower-is-better, weights per column.
     match = " ".join(f'"{w}"*' for w in words)
-    # The table name is a constant and the match text a bound parameter: no injection path.
-    ranked_ids = RawSQL(  # noqa: S611
-        f"SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH %s",  # noqa: S608
-        [match],
-    )
-    rank = RawSQL(  # noqa: S611
-        f"SELECT -bm25({_FTS_TABLE}, 10.0, 4.0, 1.0) FROM {_FTS_TABLE} "  # noqa: S608
-        f"WHERE {_FTS_TABLE} MATCH %s AND rowid = catalog_dataset.id",
-        [match],
-        output_field=FloatField(),
-    )
-    return queryset.filter(pk__in=ranked_ids).annotate(rank=rank).order_by("-rank", "name")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH %s "  # noqa: S608
+            f"ORDER BY bm25({_FTS_TABLE}, 10.0, 4.0, 1.0) LIMIT %s",
+            [match, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -3,11 +3,14 @@ query: owner / team / organisation-wide columns, plus direct-FK guardian shares.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
+from apps.accounts.models import Team, User
 from apps.accounts.selectors import team_ids_of
 from apps.catalog import permissions, search
 from apps.catalog.models import (
@@ -17,7 +20,9 @@ from apps.catalog.models import (
     DatasetGroupObjectPermission,
     DatasetUserObjectPermission,
     DatasetVersion,
+    Domain,
     LineageRunDataset,
+    Tag,
 )
 
 FACETS = ("owner", "team", "domain", "tag", "classification", "format")
@@ -61,25 +66,75 @@ def can_view_dataset_id(user, object_id: str) -> bool:
 
 @dataclass
 class SearchResult:
-    datasets: QuerySet[Dataset]
+    datasets: Sequence[Dataset] | QuerySet[Dataset]
     facets: dict[str, list[dict]]
+    total: int
+    capped: bool = False
 
 
 def search_datasets(
     user, *, text: str = "", filters: dict[str, Iterable[str]] | None = None, sort: str = ""
 ) -> SearchResult:
-    """One search box over names, tags, column names and descriptions, ranked, with facets.
-    Only what `user` may see is searched, counted and faceted."""
+    """One search box over names, tags, column names and descriptions, ranked, with facets over
+    the results. Only what `user` may see is searched, counted and faceted. A text search keeps
+    the best `search.MAX_RANKED` matches (ranked by the engine, then permission-filtered)."""
     queryset = _apply_filters(visible_datasets(user), filters or {})
-    facets = facet_counts(queryset)
-    if text.strip():
-        queryset = search.matching(queryset, text)
-    else:
-        queryset = queryset.order_by(*_SORTS.get(sort, ("name",)))
-    queryset = queryset.select_related("owner", "team", "domain", "current_version__created_by").prefetch_related(
-        "tags"
+    if not text.strip():
+        ordered = (
+            queryset.order_by(*_SORTS.get(sort, ("name",)))
+            .select_related("owner", "team", "domain", "current_version__created_by")
+            .prefetch_related("tags")
+        )
+        facets = _cached_facets(user, queryset) if not any((filters or {}).values()) else facet_counts(queryset)
+        return SearchResult(datasets=ordered, facets=facets, total=-1)
+    candidates = search.ranked_ids(text)
+    allowed = set(queryset.filter(pk__in=candidates).values_list("pk", flat=True)) if candidates else set()
+    ids = [pk for pk in candidates if pk in allowed]
+    return SearchResult(
+        datasets=RankedDatasets(ids),
+        facets=facet_counts(Dataset.objects.filter(pk__in=ids)) if ids else {f: [] for f in FACETS},
+        total=len(ids),
+        capped=len(candidates) >= search.MAX_RANKED,
     )
-    return SearchResult(datasets=queryset, facets=facets)
+
+
+class RankedDatasets(Sequence):
+    """Ranked ids that load only the slice being shown (for Paginator and DRF pagination)."""
+
+    def __init__(self, ids: list[int]):
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            wanted = self.ids[index]
+            rows = (
+                Dataset.objects.filter(pk__in=wanted)
+                .select_related("owner", "team", "domain", "current_version__created_by")
+                .prefetch_related("tags")
+            )
+            by_id = {row.pk: row for row in rows}
+            return [by_id[pk] for pk in wanted if pk in by_id]
+        return self[index : index + 1][0]
+
+
+def _cached_facets(user, queryset: QuerySet[Dataset]) -> dict[str, list[dict]]:
+    """Facets of the whole visible catalog change rarely but cost a scan each: kept for a short
+    while per user, and dropped by any catalog write (services bump the generation)."""
+    seconds = settings.CATALOG_FACET_CACHE_SECONDS
+    if seconds <= 0:
+        return facet_counts(queryset)
+    key = f"catalog:facets:{catalog_generation()}:{user.pk}"
+    return cache.get_or_set(key, lambda: facet_counts(queryset), seconds)
+
+
+def catalog_generation() -> int:
+    return cache.get_or_set("catalog:generation", 1, None)
 
 
 _SORTS = {"name": ("name",), "-updated": ("-updated_at", "name"), "-created": ("-created_at", "name")}
@@ -102,26 +157,37 @@ def _apply_filters(queryset: QuerySet[Dataset], filters: dict[str, Iterable[str]
     return queryset
 
 
+_FACET_SOURCES = {
+    # facet: (column grouped on, model and field that name its values)
+    "owner": ("owner_id", User, "username", "username"),
+    "team": ("team_id", Team, "slug", "name"),
+    "domain": ("domain_id", Domain, "slug", "name"),
+    "tag": ("tags__id", Tag, "name", "name"),
+}
+
+
 def facet_counts(queryset: QuerySet[Dataset], limit: int = 15) -> dict[str, list[dict]]:
-    """Counts per facet value over an already permission-filtered queryset (one query each)."""
+    """Counts per facet value over an already permission-filtered queryset: grouped on raw
+    columns (no joins but the tag table), then the few shown values are named."""
     base = queryset.order_by()
-    specs = {
-        "owner": ("owner__username", "owner__username"),
-        "team": ("team__slug", "team__name"),
-        "domain": ("domain__slug", "domain__name"),
-        "tag": ("tags__name", "tags__name"),
-        "classification": ("classification", "classification"),
-        "format": ("format", "format"),
-    }
-    facets = {}
-    for facet, (key, label) in specs.items():
-        rows = (
-            base.exclude(**{f"{key}__isnull": True})
-            .values(key, label)
-            .annotate(n=Count("pk", distinct=True))
-            .order_by("-n", key)[:limit]
+    facets: dict[str, list[dict]] = {}
+    for facet, (column, model, value_field, label_field) in _FACET_SOURCES.items():
+        rows = list(
+            base.exclude(**{f"{column}__isnull": True}).values(column).annotate(n=Count("pk")).order_by("-n")[:limit]
         )
-        facets[facet] = [{"value": r[key], "label": r[label], "count": r["n"]} for r in rows]
+        names = {
+            obj["pk"]: obj
+            for obj in model.objects.filter(pk__in=[r[column] for r in rows]).values("pk", value_field, label_field)
+        }
+        facets[facet] = [
+            {"value": names[r[column]][value_field], "label": names[r[column]][label_field], "count": r["n"]}
+            for r in rows
+            if r[column] in names
+        ]
+    for facet, choices in (("classification", Dataset.Classification), ("format", Dataset.Format)):
+        rows = base.values(facet).annotate(n=Count("pk")).order_by("-n")
+        labels = dict(choices.choices)
+        facets[facet] = [{"value": r[facet], "label": labels.get(r[facet], r[facet]), "count": r["n"]} for r in rows]
     return facets
 
 

@@ -26,7 +26,13 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         request.user, text=request.GET.get("q", ""), filters=filters, sort=request.GET.get("sort", "")
     )
     page = Paginator(result.datasets, 25).get_page(request.GET.get("page"))
-    context = {"page": page, "facets": result.facets, "filters": filters, "q": request.GET.get("q", "")}
+    context = {
+        "page": page,
+        "facets": result.facets,
+        "filters": filters,
+        "q": request.GET.get("q", ""),
+        "capped": result.capped,
+    }
     template = "catalog/_results.html" if request.headers.get("HX-Request") else "catalog/list.html"
     return render(request, template, context)
 
