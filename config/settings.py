@@ -331,6 +331,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` field with their own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.jobs.models.Job.Status",
+        "DatasetVersionStatusEnum": "apps.catalog.models.DatasetVersion.Status",
+        "AccessRequestStatusEnum": "apps.catalog.models.AccessRequest.Status",
+    },
 }
 
 LOGGING = {
