@@ -144,6 +144,8 @@ def profile_file(
             error = _as_profile_error(exc, fmt)
             if fmt == "csv" and error.line is None:
                 error = _locate_csv_problem(path) or error
+            elif fmt == "jsonl":
+                error = _locate_json_problem(path) or error
             raise error from exc
     report(100, "profile complete")
     return DatasetProfile(
@@ -248,8 +250,10 @@ def _top_counts_and_histograms(
         if profile.type in ("integer", "float") and profile.min is not None and profile.max is not None:
             low, high = float(profile.min), float(profile.max)
             width = (high - low) / HISTOGRAM_BINS or 1.0
+            # least() skips NULLs in DuckDB, so missing values are filtered out explicitly.
             parts.append(
-                f"histogram(least(floor(({col}::DOUBLE - {low!r}) / {width!r}), {HISTOGRAM_BINS - 1})::INTEGER)"
+                f"histogram(least(floor(({col}::DOUBLE - {low!r}) / {width!r}), {HISTOGRAM_BINS - 1})::INTEGER) "
+                f"FILTER (WHERE {col} IS NOT NULL)"
             )
             readers.append(("histogram", (profile, low, width)))
     if not parts:
@@ -385,6 +389,27 @@ def _locate_csv_problem(path: Path) -> ProfileError | None:
         return ProfileError("the file is not valid UTF-8 (mixed or unknown encoding)")
     except csv.Error as exc:
         return ProfileError(str(exc))
+    return None
+
+
+def _locate_json_problem(path: Path) -> ProfileError | None:
+    """The first line that is not a JSON object, read line by line (after DuckDB refused the
+    file: its line numbers point past a record cut short)."""
+    import json
+
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    return ProfileError(f"malformed JSON ({exc.msg})", line=number)
+                if not isinstance(value, dict):
+                    return ProfileError("each line must be a JSON object", line=number)
+    except UnicodeDecodeError:
+        return ProfileError("the file is not valid UTF-8 (mixed or unknown encoding)")
     return None
 
 
