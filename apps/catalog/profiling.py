@@ -157,7 +157,7 @@ def profile_file(
 
 
 def _connect(spill_dir: str) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(
+    connection = duckdb.connect(
         ":memory:",
         config={
             "memory_limit": MEMORY_LIMIT,
@@ -167,6 +167,8 @@ def _connect(spill_dir: str) -> duckdb.DuckDBPyConnection:
             "enable_external_access": True,
         },
     )
+    connection.execute("SET enable_progress_bar = false")  # it prints to stdout (worker logs) on long scans
+    return connection
 
 
 def _source(fmt: str, path: Path) -> str:
