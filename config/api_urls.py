@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api import MeView, TeamViewSet, TokenViewSet
 from apps.audit.api import AuditEventViewSet
 from apps.catalog.api import AccessRequestViewSet, DatasetViewSet
+from apps.catalog.lineage_api import LineageIngestView
 from apps.core.api import api_not_found
 from apps.jobs.api import JobViewSet
 
@@ -20,6 +21,7 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     *router.urls,
+    path("lineage", LineageIngestView.as_view(), name="lineage-ingest"),
     # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page.
     re_path(r"^.*$", api_not_found),
 ]

@@ -126,7 +126,9 @@ if DATABASE_URL:
 
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 0 if CAUSEWAY_ENV == "test" else 60),
+            conn_health_checks=True,
         )
     }
 else:

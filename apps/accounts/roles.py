@@ -82,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "jobs.retry_job",
         "jobs.cancel_job",
         "deployments.change_environment",
+        "catalog.add_dataset",
+        "catalog.add_datasetversion",
+        "catalog.add_accessrequest",
     ),
 }
 

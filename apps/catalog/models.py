@@ -98,6 +98,14 @@ class Dataset(models.Model):
     class Meta:
         ordering = ["name"]
         permissions = [("view_dataset_content", "Can see a restricted dataset's content")]
+        constraints = [
+            # One catalog entry per OpenLineage identity (namespace + name), when it has one.
+            models.UniqueConstraint(
+                fields=["external_namespace", "external_name"],
+                condition=~models.Q(external_name=""),
+                name="dataset_external_identity_unique",
+            )
+        ]
         indexes = [
             models.Index(fields=["visibility", "name"], name="dataset_visibility_name_idx"),
             models.Index(fields=["owner", "name"], name="dataset_owner_name_idx"),

@@ -173,7 +173,7 @@ def add_external_version(
         )
         version.content_hash, version.row_count, version.produced_by = content_hash, row_count, produced_by
         version.save(update_fields=["content_hash", "row_count", "produced_by"])
-        _write_columns(version, [_column_from_schema(i, c) for i, c in enumerate(columns or [])])
+        _write_columns(version, [_column_from_schema(version, i, c) for i, c in enumerate(columns or [])])
         _make_current(version)
         audit.record(
             actor=by, action="dataset.version.external", target=dataset, after={"version": version.number, "uri": uri}
@@ -479,9 +479,10 @@ def _make_current(version: DatasetVersion) -> None:
         search.reindex(dataset)
 
 
-def _column_from_schema(position: int, field: dict) -> Column:
+def _column_from_schema(version: DatasetVersion, position: int, field: dict) -> Column:
     name = str(field.get("name", f"column_{position}"))[:300]
     return Column(
+        version=version,
         position=position,
         name=name,
         type=_map_type(str(field.get("type", ""))),

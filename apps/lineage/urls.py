@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.lineage import views
 
 app_name = "lineage"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("datasets/<slug:slug>/", views.dataset_lineage, name="dataset"),
+]
