@@ -150,6 +150,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.core.signals import request_started
+    from django.db import reset_queries
+
+    request_started.disconnect(reset_queries)  # so the query count of a request can be read
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client

@@ -107,6 +107,8 @@ class Dataset(models.Model):
             )
         ]
         indexes = [
+            # The catalog list walks this index in name order, filtering by visibility as it goes.
+            models.Index(fields=["name"], name="dataset_name_idx"),
             models.Index(fields=["visibility", "name"], name="dataset_visibility_name_idx"),
             models.Index(fields=["owner", "name"], name="dataset_owner_name_idx"),
             models.Index(fields=["team", "name"], name="dataset_team_name_idx"),
