@@ -3,6 +3,7 @@ query: owner / team / organisation-wide columns, plus direct-FK guardian shares.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -87,9 +88,7 @@ def search_datasets(
             .select_related("owner", "team", "domain", "current_version__created_by")
             .prefetch_related("tags")
         )
-        if any((filters or {}).values()):
-            return SearchResult(datasets=ordered, facets=facet_counts(queryset), total=-1)
-        facets = _cached_facets(user, queryset)
+        facets = _cached_facets(user, queryset, filters or {})
         # Every dataset has one classification, so the cached facet counts give the total
         # without a COUNT over the whole catalog on every page view.
         total = sum(item["count"] for item in facets["classification"])
@@ -146,13 +145,15 @@ class RankedDatasets(Sequence):
         return self[index : index + 1][0]
 
 
-def _cached_facets(user, queryset: QuerySet[Dataset]) -> dict[str, list[dict]]:
-    """Facets of the whole visible catalog change rarely but cost a scan each: kept for a short
-    while per user, and dropped by any catalog write (services bump the generation)."""
+def _cached_facets(user, queryset: QuerySet[Dataset], filters: dict) -> dict[str, list[dict]]:
+    """Facets of a browse (no search words) change rarely but cost a scan each: kept for a short
+    while per user and filter set, and dropped by any catalog write (services bump the generation)."""
     seconds = settings.CATALOG_FACET_CACHE_SECONDS
     if seconds <= 0:
         return facet_counts(queryset)
-    key = f"catalog:facets:{catalog_generation()}:{user.pk}"
+    chosen = sorted((key, sorted(values)) for key, values in filters.items() if values)
+    digest = hashlib.sha256(repr(chosen).encode()).hexdigest()[:16]
+    key = f"catalog:facets:{catalog_generation()}:{user.pk}:{digest}"
     return cache.get_or_set(key, lambda: facet_counts(queryset), seconds)
 
 
