@@ -302,6 +302,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # A plain schedule in code: reviewed with the code, no extra tables (see README § Jobs).
 CELERY_BEAT_SCHEDULE = {
     "resend-stale-queued-jobs": {"task": "jobs.resend_stale_queued_jobs", "schedule": 60.0},
+    "refresh-planner-statistics": {"task": "core.refresh_planner_statistics", "schedule": 3600.0},
 }
 JOB_RESEND_AFTER_SECONDS = env_int("JOB_RESEND_AFTER_SECONDS", 120)
 JOB_RETRY_BASE_SECONDS = float(env("JOB_RETRY_BASE_SECONDS", "0.2" if CAUSEWAY_ENV == "test" else "5"))

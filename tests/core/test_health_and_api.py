@@ -67,3 +67,11 @@ def test_markdown_is_sanitized():
     html = render_markdown("**bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>")
     assert "<strong>bold</strong>" in html
     assert "<script" not in html and "javascript:" not in html and "onerror" not in html
+
+
+def test_planner_statistics_task_analyzes_sqlite():
+    from django.db import connection
+
+    from apps.core.tasks import refresh_planner_statistics
+
+    assert refresh_planner_statistics() == ("analyzed" if connection.vendor == "sqlite" else "skipped")
