@@ -14,5 +14,6 @@ urlpatterns = [
     path("datasets/<slug:slug>/diff/", views.version_diff, name="version_diff"),
     path("datasets/<slug:slug>/versions/<int:number>/download/", views.version_download, name="version_download"),
     path("datasets/<slug:slug>/follow/", views.follow, name="follow"),
+    path("datasets/<slug:slug>/columns/<int:column_id>/", views.column_update, name="column_update"),
     path("datasets/<slug:slug>/access/", views.access_request_create, name="access_request"),
 ]

@@ -11,11 +11,12 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.catalog import charts, permissions, selectors, services
 from apps.catalog.forms import AccessRequestForm, DatasetForm, DecisionForm, VersionUploadForm
-from apps.catalog.models import AccessRequest, Dataset
+from apps.catalog.models import AccessRequest, Column, Dataset
 from apps.core.uploads import request_too_large
 
 
@@ -167,6 +168,22 @@ def version_download(request: HttpRequest, slug: str, number: int) -> HttpRespon
     response["Content-Type"] = "application/octet-stream"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@login_required
+@require_POST
+def column_update(request: HttpRequest, slug: str, column_id: int) -> HttpResponse:
+    """Describe a column or flag it as PII (owners, stewards, team leads, admins)."""
+    dataset = _visible_or_404(request, slug)
+    column = get_object_or_404(Column, pk=column_id, version__dataset=dataset)
+    services.set_column_metadata(
+        column=column,
+        by=request.user,
+        description=request.POST.get("description", "")[:5000],
+        is_pii=request.POST.get("is_pii") == "on",
+    )
+    messages.success(request, f"Column “{column.name}” updated.")
+    return redirect(f"{reverse('catalog:dataset', kwargs={'slug': dataset.slug})}#tab-schema")
 
 
 @login_required

@@ -66,6 +66,8 @@ def test_detail_page_and_api(world, client, api_client, who, key):
         assert ('data-testid="sample-rows"' in html) is content
         assert ('data-testid="content-locked"' in html) is (not content)
         assert "customer_id" in html, "the schema of a visible dataset is always shown"
+    assert client.get(f"/lineage/datasets/{dataset.slug}/").status_code == (200 if visible else 404)
+    assert client.get(f"/audit/catalog.dataset/{dataset.pk}/").status_code == (200 if visible else 404)
     api_client.force_login(user)
     assert api_client.get(f"/api/v1/datasets/{dataset.slug}/").status_code == (200 if visible else 404)
     sample = api_client.get(f"/api/v1/datasets/{dataset.slug}/sample/")

@@ -199,3 +199,16 @@ def test_access_inbox_page_lets_the_owner_decide(users, client):
     client.post(f"/catalog/access/{request.pk}/decide/", {"decision": "reject", "comment": "no"})
     request.refresh_from_db()
     assert request.status == "rejected" and request.decided_by == users["scientist"]
+
+
+def test_owner_flags_a_column_as_pii_from_the_page_and_others_cannot(users, client):
+    dataset = make_dataset(users["scientist"], "Customers")
+    email = dataset.current_version.columns.get(name="email")
+    url = f"/catalog/datasets/{dataset.slug}/columns/{email.pk}/"
+    client.force_login(users["engineer"])
+    assert client.post(url, {"description": "x", "is_pii": "on"}).status_code == 403
+    client.force_login(users["scientist"])
+    assert client.post(url, {"description": "Contact address", "is_pii": "on"}).status_code == 302
+    email.refresh_from_db()
+    assert (email.description, email.is_pii) == ("Contact address", True)
+    assert AuditEvent.objects.filter(action="dataset.column.update", object_id=str(dataset.pk)).exists()
