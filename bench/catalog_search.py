@@ -22,11 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CAUSEWAY_ENV", "dev")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# `--vocabulary N` draws words from N terms (Zipf-weighted) instead of the 24 base words, where
+# every word matches about half the catalog; each vocabulary gets its own corpus database.
+VOCABULARY = int(sys.argv[sys.argv.index("--vocabulary") + 1]) if "--vocabulary" in sys.argv else 24
+SUFFIX = "" if VOCABULARY == 24 else f"_v{VOCABULARY}"
 if not os.environ.get("DATABASE_URL"):
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("SQLITE_PATH", str(ROOT / "var" / "bench" / "catalog.sqlite3"))
+    os.environ.setdefault("SQLITE_PATH", str(ROOT / "var" / "bench" / f"catalog{SUFFIX}.sqlite3"))
 else:
-    os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].rstrip("/") + "_bench"
+    os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].rstrip("/") + "_bench" + SUFFIX
 
 WORDS = [
     "customer",
@@ -56,6 +60,22 @@ WORDS = [
 ]
 
 
+VOCAB = WORDS + [f"term{i}" for i in range(max(0, VOCABULARY - len(WORDS)))]
+WEIGHTS = [1 / (rank + 1) for rank in range(len(VOCAB))] if VOCABULARY > 24 else None
+
+
+def pick(rng: random.Random, k: int) -> list[str]:
+    """k distinct words: uniform over the base words, Zipf-weighted over a larger vocabulary."""
+    if WEIGHTS is None:
+        return rng.sample(WORDS, k)
+    chosen: list[str] = []
+    while len(chosen) < k:
+        word = rng.choices(VOCAB, WEIGHTS)[0]
+        if word not in chosen:
+            chosen.append(word)
+    return chosen
+
+
 def build(n_datasets: int, columns_per_dataset: int) -> None:
     from django.db import connection, transaction
     from django.utils import timezone
@@ -75,13 +95,13 @@ def build(n_datasets: int, columns_per_dataset: int) -> None:
         with transaction.atomic():
             rows = []
             for i in range(start, min(start + batch, n_datasets)):
-                words = rng.sample(WORDS, 3)
+                words = pick(rng, 3)
                 rows.append(
                     Dataset(
                         name=f"{words[0]} {words[1]} {i}",
                         slug=f"bench-{i}",
                         owner=owner,
-                        description=f"{' '.join(rng.sample(WORDS, 8))} data set number {i}",
+                        description=f"{' '.join(pick(rng, 8))} data set number {i}",
                         classification=rng.choice(["public", "internal", "confidential", "pii"]),
                         visibility="organisation" if rng.random() < 0.8 else "private",
                         format="csv",
@@ -97,7 +117,7 @@ def build(n_datasets: int, columns_per_dataset: int) -> None:
                 versions = list(DatasetVersion.objects.filter(dataset__in=created))
             Column.objects.bulk_create(
                 [
-                    Column(version=v, position=p, name=f"{rng.choice(WORDS)}_{p}", type="integer")
+                    Column(version=v, position=p, name=f"{pick(rng, 1)[0]}_{p}", type="integer")
                     for v in versions
                     for p in range(columns_per_dataset)
                 ],
@@ -149,6 +169,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=100_000)
     parser.add_argument("--columns", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--vocabulary", type=int, default=24, help="distinct words (Zipf-weighted above 24)")
     args = parser.parse_args()
 
     import django
@@ -171,9 +192,9 @@ def main() -> None:
     slug = Dataset.objects.filter(visibility="organisation").order_by("pk")[args.datasets // 2 :].first().slug
     print(f"{connection.vendor}: {Dataset.objects.count()} datasets, {args.datasets * args.columns} columns")
     rng = random.Random(1)  # noqa: S311
-    measure("search (one word)", lambda: client.get("/catalog/", {"q": rng.choice(WORDS)}), args.repeat)
-    measure("search (two words)", lambda: client.get("/catalog/", {"q": " ".join(rng.sample(WORDS, 2))}), args.repeat)
-    measure("search API", lambda: client.get("/api/v1/datasets/", {"q": rng.choice(WORDS)}), args.repeat)
+    measure("search (one word)", lambda: client.get("/catalog/", {"q": pick(rng, 1)[0]}), args.repeat)
+    measure("search (two words)", lambda: client.get("/catalog/", {"q": " ".join(pick(rng, 2))}), args.repeat)
+    measure("search API", lambda: client.get("/api/v1/datasets/", {"q": pick(rng, 1)[0]}), args.repeat)
     measure("catalog list", lambda: client.get("/catalog/"), args.repeat)
     measure("catalog list, facet filter", lambda: client.get("/catalog/", {"classification": "public"}), args.repeat)
     measure("dataset page", lambda: client.get(f"/catalog/datasets/{slug}/"), args.repeat)

@@ -9,6 +9,7 @@ from apps.catalog.api import AccessRequestViewSet, DatasetViewSet
 from apps.catalog.lineage_api import LineageIngestView
 from apps.core.api import api_not_found
 from apps.jobs.api import JobViewSet
+from apps.lineage.api import DatasetLineageView
 
 router = DefaultRouter()
 router.register("tokens", TokenViewSet, basename="token")
@@ -22,6 +23,7 @@ urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     *router.urls,
     path("lineage", LineageIngestView.as_view(), name="lineage-ingest"),
+    path("lineage/datasets/<slug:slug>", DatasetLineageView.as_view(), name="lineage-dataset"),
     # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page.
     re_path(r"^.*$", api_not_found),
 ]

@@ -70,6 +70,7 @@ def test_detail_page_and_api(world, client, api_client, who, key):
     assert client.get(f"/audit/catalog.dataset/{dataset.pk}/").status_code == (200 if visible else 404)
     api_client.force_login(user)
     assert api_client.get(f"/api/v1/datasets/{dataset.slug}/").status_code == (200 if visible else 404)
+    assert api_client.get(f"/api/v1/lineage/datasets/{dataset.slug}").status_code == (200 if visible else 404)
     sample = api_client.get(f"/api/v1/datasets/{dataset.slug}/sample/")
     assert sample.status_code == (200 if content else 403 if visible else 404)
     profile = api_client.get(f"/api/v1/datasets/{dataset.slug}/profile/")

@@ -194,3 +194,23 @@ def test_queries_do_not_grow_with_the_graph(users, client, django_assert_max_num
     client.force_login(scientist)
     with django_assert_max_num_queries(14):
         assert client.get(f"/lineage/datasets/{large.slug}/").status_code == 200
+
+
+def test_the_lineage_api_returns_the_same_filtered_graph(users, api_client):
+    from apps.catalog.models import LineageRun, LineageRunDataset
+    from tests.catalog.factories import make_dataset
+
+    source = make_dataset(users["scientist"], "Raw loans", profiled=False)
+    hidden = make_dataset(users["admin"], "Hidden staging", visibility="private", profiled=False)
+    target = make_dataset(users["scientist"], "Loan features", profiled=False)
+    for inputs, outputs in (([source], [hidden]), ([hidden], [target]), ([source], [target])):
+        run = LineageRun.objects.create(job_namespace="ns", job_name="job")
+        for d in inputs:
+            LineageRunDataset.objects.create(run=run, dataset=d, direction="input")
+        for d in outputs:
+            LineageRunDataset.objects.create(run=run, dataset=d, direction="output")
+    api_client.force_login(users["engineer"])
+    graph = api_client.get(f"/api/v1/lineage/datasets/{target.slug}", {"depth": 2}).json()
+    assert {n["label"] for n in graph["nodes"]} == {"Raw loans", "Loan features"}
+    assert "Hidden staging" not in str(graph)
+    assert api_client.get(f"/api/v1/lineage/datasets/{hidden.slug}").status_code == 404
