@@ -205,7 +205,7 @@ def access_request_create(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, "Access requested. The owner has been told.")
+            messages.success(request, "Access requested. It waits in the access inbox of the owner and the steward.")
     else:
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
     return redirect("catalog:dataset", slug=dataset.slug)
