@@ -53,7 +53,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     )
     tags = serializers.ListField(child=serializers.CharField(max_length=60), required=False, write_only=True)
     tag_names = serializers.SerializerMethodField()
-    current_version = VersionSerializer(read_only=True)
+    current_version = VersionSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Dataset

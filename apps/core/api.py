@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -17,6 +18,17 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        # DRF silently ignores a bad page_size; the schema says it is a positive integer, so say so.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None:
+            try:
+                if int(raw) < 1:
+                    raise ValueError
+            except ValueError:
+                raise exceptions.ValidationError({"page_size": "A positive integer."}) from None
+        return super().get_page_size(request)
 
 
 _CODES = {
@@ -68,6 +80,7 @@ def _django_validation_details(exc: DjangoValidationError):
     return {"non_field_errors": exc.messages}
 
 
+@csrf_exempt  # answers every method under /api/v1/ with JSON; there is nothing to protect
 def api_not_found(request, *args, **kwargs):
     from django.http import JsonResponse
 
