@@ -223,10 +223,14 @@ def columns_of(version: DatasetVersion | None) -> list[Column]:
     return list(version.columns.order_by("position")) if version else []
 
 
-def sample_rows_for(user, dataset: Dataset, version: DatasetVersion) -> list[dict] | None:
+def sample_rows_for(
+    user, dataset: Dataset, version: DatasetVersion, *, content_visible: bool | None = None
+) -> list[dict] | None:
     """Sample rows the user may see: None without content access; PII columns are masked
     unless the user is an insider or holds access."""
-    if not permissions.can_see_content(user, dataset):
+    if content_visible is None:
+        content_visible = permissions.can_see_content(user, dataset)
+    if not content_visible:
         return None
     rows = version.sample_rows or []
     if permissions.is_insider(user, dataset):
@@ -235,10 +239,12 @@ def sample_rows_for(user, dataset: Dataset, version: DatasetVersion) -> list[dic
     return [{k: ("•••" if k in hidden else v) for k, v in row.items()} for row in rows]
 
 
-def column_stats_for(user, dataset: Dataset, columns: list[Column]) -> dict[int, dict]:
+def column_stats_for(
+    user, dataset: Dataset, columns: list[Column], *, content_visible: bool | None = None
+) -> dict[int, dict]:
     """Value-level statistics per column id. Without content access only counts and types
     are shown (no min/max, top values or histograms, which reveal values)."""
-    full = permissions.can_see_content(user, dataset)
+    full = permissions.can_see_content(user, dataset) if content_visible is None else content_visible
     shown = {}
     for column in columns:
         stats = column.stats or {}

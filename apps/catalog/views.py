@@ -43,7 +43,9 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = _visible_or_404(request, slug)
     version = dataset.current_version
     columns = selectors.columns_of(version)
-    column_stats = selectors.column_stats_for(request.user, dataset, columns)
+    # Each permission is worked out once per page (they cost guardian and access-request queries).
+    content_visible = permissions.can_see_content(request.user, dataset)
+    column_stats = selectors.column_stats_for(request.user, dataset, columns, content_visible=content_visible)
     latest = dataset.versions.order_by("-number").first()
     context = {
         "dataset": dataset,
@@ -53,10 +55,14 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "figures": charts.profile_figures(columns, column_stats),
         "latest_version": latest,
         "latest_job": selectors.latest_profile_job(latest),
-        "sample_rows": selectors.sample_rows_for(request.user, dataset, version) if version else None,
+        "sample_rows": (
+            selectors.sample_rows_for(request.user, dataset, version, content_visible=content_visible)
+            if version
+            else None
+        ),
         "versions": selectors.versions_of(dataset)[:20],
         "can_change": permissions.can_change(request.user, dataset),
-        "can_see_content": permissions.can_see_content(request.user, dataset),
+        "can_see_content": content_visible,
         "can_decide": permissions.can_decide_access(request.user, dataset),
         "access_requests": selectors.access_requests_for_dataset(request.user, dataset)[:20],
         "neighbours": selectors.dataset_neighbours(request.user, dataset),
