@@ -94,3 +94,16 @@ def test_cached_facets_follow_catalog_writes(corpus, settings, django_capture_on
         make_dataset(corpus, "Another public one", classification="public")
     after = {i["value"]: i["count"] for i in selectors.search_datasets(corpus).facets["classification"]}
     assert after.get("public", 0) == before.get("public", 0) + 1
+
+
+def test_search_facets_count_exactly_the_visible_results(corpus, users):
+    hidden = make_dataset(users["admin"], "Churn secrets", visibility="private", tags=["churn"])
+    result = selectors.search_datasets(corpus, text="churn")
+    names_found = {d.name for d in result.datasets[0 : len(result.datasets)]}
+    assert hidden.name not in names_found
+    from apps.catalog.models import Dataset
+
+    expected = selectors.facet_counts(Dataset.objects.filter(name__in=names_found))
+    assert {f: sorted((i["value"], i["count"]) for i in v) for f, v in result.facets.items()} == {
+        f: sorted((i["value"], i["count"]) for i in v) for f, v in expected.items()
+    }
