@@ -26,6 +26,11 @@ def role_slugs_of(user: User) -> set[str]:
     return slugs
 
 
+def is_platform_admin(user: User) -> bool:
+    """Superusers and members of the Platform admins role (roles cached per request)."""
+    return bool(user.is_authenticated and (user.is_superuser or has_role(user, ADMIN)))
+
+
 def has_role(user: User, role: str) -> bool:
     return role in roles_of(user) or (role == ADMIN and user.is_superuser)
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import PersonalAccessToken, Team, User
-from apps.accounts.roles import ADMIN, ALL_ROLES
+from apps.accounts.roles import ALL_ROLES
+from apps.accounts.selectors import is_platform_admin
 from apps.audit import services as audit
 
 TOKEN_PREFIX = "cw_"
@@ -91,10 +92,6 @@ def authenticate_token(raw_token: str, username: str | None = None) -> User | No
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_WRITE_INTERVAL:
         PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
-
-
-def is_platform_admin(user: User) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=ADMIN).exists()))
 
 
 def create_team(*, name: str, by: User, description: str = "", lead: User | None = None) -> Team:

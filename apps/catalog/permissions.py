@@ -3,13 +3,9 @@ form of visibility lives in selectors.visible_datasets (the two must agree)."""
 
 from __future__ import annotations
 
-from apps.accounts.roles import ADMIN
-from apps.accounts.selectors import has_role, team_ids_of
+from apps.accounts.selectors import is_platform_admin as is_admin
+from apps.accounts.selectors import team_ids_of
 from apps.catalog.models import AccessRequest, Dataset
-
-
-def is_admin(user) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or has_role(user, ADMIN)))
 
 
 def is_insider(user, dataset: Dataset) -> bool:

@@ -50,12 +50,6 @@ def _bump_generation() -> None:
         cache.set("catalog:generation", 2, None)
 
 
-def remove(dataset_id: int) -> None:
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {_FTS_TABLE} WHERE rowid = %s", [dataset_id])  # noqa: S608
-
-
 MAX_RANKED = 1000
 
 

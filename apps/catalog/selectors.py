@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import team_ids_of
@@ -23,7 +23,6 @@ from apps.catalog.models import (
     DatasetUserObjectPermission,
     DatasetVersion,
     Domain,
-    LineageRunDataset,
     Tag,
 )
 
@@ -330,19 +329,6 @@ def access_requests_for_dataset(user, dataset: Dataset) -> QuerySet[AccessReques
     return requests if permissions.can_decide_access(user, dataset) else requests.filter(requester=user)
 
 
-def dataset_neighbours(user, dataset: Dataset) -> dict[str, list[Dataset]]:
-    """Datasets one hop upstream and downstream through OpenLineage runs, visible ones only."""
-    visible = visible_datasets(user)
-    runs_writing = LineageRunDataset.objects.filter(dataset=dataset, direction="output").values("run_id")
-    runs_reading = LineageRunDataset.objects.filter(dataset=dataset, direction="input").values("run_id")
-    upstream = visible.filter(lineage_links__run_id__in=runs_writing, lineage_links__direction="input")
-    downstream = visible.filter(lineage_links__run_id__in=runs_reading, lineage_links__direction="output")
-    return {
-        "upstream": list(upstream.exclude(pk=dataset.pk).distinct().order_by("name")[:50]),
-        "downstream": list(downstream.exclude(pk=dataset.pk).distinct().order_by("name")[:50]),
-    }
-
-
 def latest_profile_job(version: DatasetVersion | None):
     """The newest profiling job of a version (its progress shows on the dataset page)."""
     if version is None:
@@ -356,7 +342,3 @@ def latest_profile_job(version: DatasetVersion | None):
         .order_by("-created_at")
         .first()
     )
-
-
-def prefetch_current_columns() -> Prefetch:
-    return Prefetch("current_version__columns", queryset=Column.objects.order_by("position"))

@@ -65,7 +65,6 @@ def dataset_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_see_content": content_visible,
         "can_decide": permissions.can_decide_access(request.user, dataset),
         "access_requests": selectors.access_requests_for_dataset(request.user, dataset)[:20],
-        "neighbours": selectors.dataset_neighbours(request.user, dataset),
         "is_following": dataset.followers.filter(pk=request.user.pk).exists(),
         "access_form": AccessRequestForm(),
         "upload_form": VersionUploadForm(),
@@ -139,7 +138,7 @@ def version_add(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, "New version received; profiling has started.")
     else:
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, _form_errors(form))
     return redirect("catalog:dataset", slug=dataset.slug)
 
 
@@ -213,7 +212,7 @@ def access_request_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, "Access requested. It waits in the access inbox of the owner and the steward.")
     else:
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, _form_errors(form))
     return redirect("catalog:dataset", slug=dataset.slug)
 
 
@@ -260,6 +259,10 @@ def _visible_or_404(request: HttpRequest, slug: str) -> Dataset:
     if dataset is None:
         raise Http404
     return dataset
+
+
+def _form_errors(form) -> str:
+    return " ".join(error for errors in form.errors.values() for error in errors)
 
 
 def _too_large(request: HttpRequest) -> HttpResponse:
