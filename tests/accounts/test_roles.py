@@ -94,3 +94,27 @@ def test_a_team_created_in_the_django_admin_gets_its_group_and_an_audit_record(u
     assert team.group.name == "team:pricing"
     assert team.group.user_set.filter(username="engineer").exists()
     assert AuditEvent.objects.filter(action="team.create", object_id=str(team.pk), actor_username="admin").exists()
+
+
+def test_role_changes_in_the_django_admin_are_audited(users, client):
+    users["admin"].is_staff = users["admin"].is_superuser = True
+    users["admin"].save()
+    client.force_login(users["admin"])
+    target = users["scientist"]
+    approvers = Group.objects.get(name="Approvers")
+    form = {
+        "username": target.username,
+        "email": target.email,
+        "display_name": "",
+        "is_active": "on",
+        "groups": [g.pk for g in target.groups.all()] + [approvers.pk],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    response = client.post(f"/admin/accounts/user/{target.pk}/change/", form)
+    assert response.status_code == 302, response.content[:500]
+    event = AuditEvent.objects.filter(action="user.update", object_id=str(target.pk)).latest("sequence")
+    assert event.actor_username == "admin"
+    assert event.changes["groups"] == [["Data scientists"], ["Approvers", "Data scientists"]]
