@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.jobs",
     "apps.catalog",
+    "apps.tracking",
     "apps.lineage",
     "apps.dashboards",
 ]
@@ -233,6 +234,24 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # MLflow run and model artifacts: a local folder by default, any S3-compatible store with
+    # django-storages when ARTIFACTS_S3_BUCKET is set.
+    "artifacts": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env("ARTIFACTS_S3_BUCKET", ""),
+                "endpoint_url": env("ARTIFACTS_S3_ENDPOINT_URL", "") or None,
+                "location": env("ARTIFACTS_S3_PREFIX", "artifacts"),
+                "file_overwrite": True,
+            },
+        }
+        if env("ARTIFACTS_S3_BUCKET", "")
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(Path(env("ARTIFACTS_ROOT", str(VAR_DIR / "artifacts"))))},
+        }
+    ),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -264,6 +283,11 @@ CATALOG_MAX_UPLOAD_BYTES = env_int("CATALOG_MAX_UPLOAD_MB", 2048) * 1024 * 1024
 CATALOG_DATA_ROOT = Path(env("CATALOG_DATA_ROOT", str(VAR_DIR / "data")))
 CATALOG_MAX_ACCESS_DAYS = env_int("CATALOG_MAX_ACCESS_DAYS", 365)
 CATALOG_FACET_CACHE_SECONDS = env_int("CATALOG_FACET_CACHE_SECONDS", 0 if CAUSEWAY_ENV == "test" else 60)
+
+# --- Tracking (MLflow-compatible) ------------------------------------------------------------
+TRACKING_MAX_ARTIFACT_BYTES = env_int("TRACKING_MAX_ARTIFACT_MB", 5120) * 1024 * 1024
+# The largest MLflow API request body (log-batch, search) read into memory.
+TRACKING_MAX_REQUEST_BYTES = env_int("TRACKING_MAX_REQUEST_MB", 16) * 1024 * 1024
 
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(

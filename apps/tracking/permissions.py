@@ -1,0 +1,58 @@
+"""Who may do what with an experiment (and so with its runs, metrics and artifacts). Pure
+functions over the user and the row; the queryset form of visibility is
+selectors.visible_experiments (the two must agree)."""
+
+from __future__ import annotations
+
+from apps.accounts.selectors import is_platform_admin as is_admin
+from apps.accounts.selectors import team_ids_of
+from apps.tracking.models import Experiment
+
+
+def is_insider(user, experiment: Experiment) -> bool:
+    """Owner, team member or admin."""
+    if not user.is_authenticated:
+        return False
+    return (
+        is_admin(user)
+        or experiment.owner_id == user.pk
+        or (experiment.team_id is not None and experiment.team_id in _team_ids(user))
+    )
+
+
+def can_view(user, experiment: Experiment) -> bool:
+    if not user.is_authenticated:
+        return False
+    if experiment.visibility == Experiment.Visibility.ORGANISATION or is_insider(user, experiment):
+        return True
+    return user.has_perm("tracking.view_experiment", experiment)
+
+
+def can_log(user, experiment: Experiment) -> bool:
+    """Create runs and log to them: insiders with a role that may log runs, and those the
+    experiment is shared with for change. Everyone else who can see it reads only."""
+    if not user.is_authenticated:
+        return False
+    if is_admin(user):
+        return True
+    if is_insider(user, experiment) and user.has_perm("tracking.add_run"):
+        return True
+    return user.has_perm("tracking.change_experiment", experiment)
+
+
+def can_manage(user, experiment: Experiment) -> bool:
+    """Rename, describe, delete, restore and share: the owner, the team lead and admins."""
+    if not user.is_authenticated:
+        return False
+    if is_admin(user) or experiment.owner_id == user.pk:
+        return True
+    return experiment.team_id is not None and experiment.team.lead_id == user.pk
+
+
+def _team_ids(user) -> list[int]:
+    # Cached on the user for the request: the MLflow API checks many runs per call.
+    cached = getattr(user, "_causeway_team_ids", None)
+    if cached is None:
+        cached = team_ids_of(user)
+        user._causeway_team_ids = cached
+    return cached
