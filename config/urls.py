@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.core import views as core_views
 from apps.dashboards import views as dashboard_views
+from apps.tracking import artifacts_api, mlflow_api
 
 admin.site.site_header = "Causeway administration"
 admin.site.site_title = "Causeway admin"
@@ -22,6 +23,13 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("lineage/", include("apps.lineage.urls")),
+    # The MLflow tracking server API (stock mlflow client: MLFLOW_TRACKING_URI=<this host>).
+    path("api/2.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-api"),
+    path("ajax-api/2.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-ajax-api"),
+    path("api/3.0/mlflow/server-info", mlflow_api.server_info, name="mlflow-server-info"),
+    path("api/3.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-api-3"),
+    path("api/2.0/mlflow-artifacts/artifacts", artifacts_api.artifact, name="mlflow-artifacts-list"),
+    path("api/2.0/mlflow-artifacts/artifacts/<path:path>", artifacts_api.artifact, name="mlflow-artifacts"),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

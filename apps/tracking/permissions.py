@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from apps.accounts.selectors import is_platform_admin as is_admin
 from apps.accounts.selectors import team_ids_of
-from apps.tracking.models import Experiment
+from apps.tracking.models import DEFAULT_EXPERIMENT_ID, Experiment
 
 
 def is_insider(user, experiment: Experiment) -> bool:
@@ -35,7 +35,7 @@ def can_log(user, experiment: Experiment) -> bool:
         return False
     if is_admin(user):
         return True
-    if is_insider(user, experiment) and user.has_perm("tracking.add_run"):
+    if (is_insider(user, experiment) or experiment.pk == DEFAULT_EXPERIMENT_ID) and user.has_perm("tracking.add_run"):
         return True
     return user.has_perm("tracking.change_experiment", experiment)
 
