@@ -137,6 +137,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "causeway.sqlite3")),
+            # Kept open across requests: opening SQLite and running the PRAGMAs costs more than
+            # a `log_metric` call's own queries.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0 if CAUSEWAY_ENV == "test" else 60),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
                 # busy timeout instead of failing half-way (and the audit chain stays linear).

@@ -85,6 +85,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "catalog.add_dataset",
         "catalog.add_datasetversion",
         "catalog.add_accessrequest",
+        "tracking.add_experiment",
+        "tracking.add_run",
     ),
 }
 

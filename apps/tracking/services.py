@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from apps.accounts.models import User
@@ -497,19 +497,32 @@ def _insert_metrics(run: Run, points: Sequence[MetricPoint]) -> None:
     for row in rows:
         if row.key not in newest or _sort_key(row) > _sort_key(newest[row.key]):
             newest[row.key] = row
-    current = {latest.key: latest for latest in LatestMetric.objects.filter(run=run, key__in=list(newest))}
-    changed = [
-        LatestMetric(run=run, key=key, value=row.value, is_nan=row.is_nan, timestamp=row.timestamp, step=row.step)
-        for key, row in newest.items()
-        if key not in current or _sort_key(row) >= _sort_key(current[key])
-    ]
-    if changed:
-        LatestMetric.objects.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=["run", "key"],
-            update_fields=["value", "is_nan", "timestamp", "step"],
-        )
+    _upsert_latest(run, list(newest.values()))
+
+
+def _upsert_latest(run: Run, rows: list[Metric]) -> None:
+    """Insert each key's newest point, or replace the stored one when this one is newer, in one
+    statement: MLflow's order (step, then timestamp, then value; NaN lowest) is the upsert's
+    WHERE, so concurrent writers cannot go backwards. The same SQL runs on PostgreSQL and
+    SQLite (3.24+)."""
+    q = connection.ops.quote_name
+    table = q(LatestMetric._meta.db_table)
+    run_id, key, value, is_nan, stamp, step = (q(c) for c in ("run_id", "key", "value", "is_nan", "timestamp", "step"))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    # Only quoted identifiers are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} ({run_id}, {key}, {value}, {is_nan}, {stamp}, {step}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT ({run_id}, {key}) DO UPDATE SET {value} = excluded.{value}, {is_nan} = excluded.{is_nan}, "
+        f"{stamp} = excluded.{stamp}, {step} = excluded.{step} "
+        f"WHERE excluded.{step} > {table}.{step} OR (excluded.{step} = {table}.{step} AND ("
+        f"excluded.{stamp} > {table}.{stamp} OR (excluded.{stamp} = {table}.{stamp} AND "
+        f"COALESCE(excluded.{value}, -1e308) >= COALESCE({table}.{value}, -1e308))))"
+    )
+    params: list[Any] = []
+    for row in rows:
+        params += [run.pk, row.key, row.value, row.is_nan, row.timestamp, row.step]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def metric_points(entries: Iterable[dict[str, Any]], *, path: str = "metrics") -> list[MetricPoint]:
