@@ -23,7 +23,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.accounts.authentication import user_from_authorization_header
-from apps.tracking import permissions, selectors, services, validation
+from apps.tracking import permissions, search, selectors, services, validation
 from apps.tracking.errors import InvalidParameter, NotFound, TrackingError
 from apps.tracking.models import (
     DEFAULT_EXPERIMENT_ID,
@@ -380,7 +380,7 @@ def _by_lifecycle(queryset: QuerySet, view_type: str) -> QuerySet:
     return queryset
 
 
-def _search_error(exc) -> InvalidParameter:
+def _search_error(exc: search.SearchError) -> InvalidParameter:
     return InvalidParameter(str(exc))
 
 
@@ -416,7 +416,6 @@ def get_experiment_by_name(user, params: Params) -> dict:
 
 @route("experiments/search", "POST", "GET")
 def search_experiments(user, params: Params) -> dict:
-    from apps.tracking import search  # TEMP
 
     offset, max_results = _page(params, default=1000, limit=validation.MAX_RESULTS_SEARCH_EXPERIMENTS)
     queryset = _by_lifecycle(selectors.visible_experiments(user), _view_type(params, "view_type"))
@@ -592,7 +591,6 @@ def log_model(user, params: Params) -> dict:
 
 @route("runs/search", "POST", "GET")
 def search_runs(user, params: Params) -> dict:
-    from apps.tracking import search  # TEMP
 
     offset, max_results = _page(params, default=1000, limit=validation.MAX_RESULTS_SEARCH_RUNS)
     experiment_ids = params.strings("experiment_ids")

@@ -44,9 +44,13 @@ def client_for(live_server, artifact_root, monkeypatch):
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         mlflow.set_tracking_uri(live_server.url)
+        # The fluent API remembers the last experiment per process; each test starts afresh.
+        monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment() exports it
         return MlflowClient(tracking_uri=live_server.url)
 
     yield connect
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     mlflow.set_tracking_uri(None)
     while mlflow.active_run():
         mlflow.end_run()
