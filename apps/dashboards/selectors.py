@@ -7,6 +7,7 @@ from apps.accounts.selectors import role_slugs_of, teams_of
 from apps.audit.selectors import can_view_audit_log, events_for_log
 from apps.catalog import selectors as catalog
 from apps.jobs.selectors import jobs_visible_to, status_counts
+from apps.tracking import selectors as tracking
 
 # What each role's home will hold; sections appear as their issues land.
 ROLE_HOME_INTRO: dict[str, str] = {
@@ -32,6 +33,9 @@ def home_for(user) -> dict:
         visible = catalog.visible_datasets(user).select_related("owner", "current_version")
         context["followed_datasets"] = list(visible.filter(followers=user).order_by("name")[:8])
         context["recent_datasets"] = list(visible.order_by("-updated_at")[:6])
+        context["recent_experiments"] = list(
+            tracking.visible_experiments(user, include_deleted=False).order_by("-last_update_time")[:6]
+        )
     context["access_inbox_count"] = catalog.access_inbox(user).count()
     if can_view_audit_log(user):
         context["recent_audit"] = list(events_for_log(user)[:8])
