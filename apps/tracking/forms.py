@@ -6,6 +6,8 @@ import re
 
 from django import forms
 
+from apps.accounts.models import Team, User
+from apps.tracking.models import Experiment
 from apps.tracking.selectors import EXPERIMENT_SORTS
 
 COLUMN_KINDS = ("params", "metrics", "tags")
@@ -81,3 +83,35 @@ def order_by_clause(column: tuple[str, str], *, descending: bool) -> str:
     if not _PLAIN_KEY.fullmatch(key):
         key = "`" + key.replace("`", "") + "`"
     return f"{kind}.{key} {'DESC' if descending else 'ASC'}"
+
+
+class ExperimentSettingsForm(forms.Form):
+    name = forms.CharField(max_length=500)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}), help_text="Markdown.")
+    visibility = forms.ChoiceField(choices=Experiment.Visibility.choices)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="No team")
+
+    def __init__(self, *args, teams=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if teams is not None:
+            self.fields["team"].queryset = teams
+
+
+class ExperimentShareForm(forms.Form):
+    username = forms.CharField(required=False, max_length=150, label="User name")
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="— or a team —")
+    permission = forms.ChoiceField(
+        choices=[("view_experiment", "Can view"), ("change_experiment", "Can view and log runs")]
+    )
+
+    def clean(self):
+        data = super().clean()
+        username, team = (data.get("username") or "").strip(), data.get("team")
+        if bool(username) == bool(team):
+            raise forms.ValidationError("Choose one user or one team.")
+        if username:
+            user = User.objects.filter(username=username, is_active=True).first()
+            if user is None:
+                raise forms.ValidationError(f"No active user named {username!r}.")
+            data["user"] = user
+        return data

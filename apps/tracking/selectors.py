@@ -359,3 +359,32 @@ def artifact_preview(run: Run, path: str) -> dict:
 def can_view_run_id(user, object_id: str) -> bool:
     """For the audit history of runs (registered in TrackingConfig.ready)."""
     return str(object_id).isdigit() and visible_runs(user).filter(pk=int(object_id)).exists()
+
+
+def experiment_shares(experiment: Experiment) -> list[dict]:
+    """Who the experiment is shared with and how (for its settings page): users then teams."""
+    shares: dict[tuple[str, int], dict] = {}
+    for row in ExperimentUserObjectPermission.objects.filter(content_object=experiment).select_related(
+        "user", "permission"
+    ):
+        entry = shares.setdefault(("user", row.user_id), {"kind": "user", "grantee": row.user, "codenames": set()})
+        entry["codenames"].add(row.permission.codename)
+    for row in ExperimentGroupObjectPermission.objects.filter(content_object=experiment).select_related(
+        "group__team", "permission"
+    ):
+        team = getattr(row.group, "team", None)
+        if team is None:
+            continue
+        entry = shares.setdefault(("team", team.pk), {"kind": "team", "grantee": team, "codenames": set()})
+        entry["codenames"].add(row.permission.codename)
+    for entry in shares.values():
+        entry["level"] = "change_experiment" if "change_experiment" in entry["codenames"] else "view_experiment"
+    return sorted(shares.values(), key=lambda entry: (entry["kind"] != "user", str(entry["grantee"])))
+
+
+def teams_for_experiment_settings(user, experiment: Experiment) -> QuerySet[Team]:
+    """Teams an experiment may be given to: the manager's own (all for admins), plus its current one."""
+    teams = Team.objects.all() if permissions.is_admin(user) else Team.objects.filter(group__user=user)
+    if experiment.team_id:
+        teams = teams | Team.objects.filter(pk=experiment.team_id)
+    return teams.distinct().order_by("name")

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.models import User
 from apps.accounts.selectors import teams_of
@@ -252,6 +253,46 @@ def delete_experiment_tag(*, by: User, experiment: Experiment, key: str) -> None
             target=experiment,
             before={"tag": key, "value": tag.value},
             after={"tag": key, "value": None},
+        )
+
+
+SHARE_PERMISSIONS = ("view_experiment", "change_experiment")
+
+
+def share_experiment(
+    *,
+    by: User,
+    experiment: Experiment,
+    permission: str,
+    user: User | None = None,
+    team=None,
+    grant: bool = True,
+) -> None:
+    """Grant (or take back) view or change (log runs) on one experiment to a user or a team.
+    Change implies view: it is granted with it and view is taken back with it."""
+    if permission not in SHARE_PERMISSIONS:
+        raise validation.invalid_value("permission", permission, f"choose one of {list(SHARE_PERMISSIONS)}")
+    if (user is None) == (team is None):
+        raise InvalidParameter("Share with exactly one user or one team.")
+    _require_manage(by, experiment)
+    grantee = user if user is not None else team.group
+    # Granting change brings view with it; taking view back takes change too.
+    if grant:
+        codenames = ["view_experiment", "change_experiment"] if permission == "change_experiment" else [permission]
+    else:
+        codenames = ["change_experiment", "view_experiment"] if permission == "view_experiment" else [permission]
+    with transaction.atomic():
+        for codename in codenames:
+            (assign_perm if grant else remove_perm)(f"tracking.{codename}", grantee, experiment)
+        audit.record(
+            actor=by,
+            action="tracking.experiment.shared" if grant else "tracking.experiment.unshared",
+            target=experiment,
+            after={
+                "permission": permission,
+                "user": user.get_username() if user else None,
+                "team": team.name if team else None,
+            },
         )
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.experiment_list, name="experiment_list"),
     path("compare/", views.compare_runs, name="compare"),
     path("<int:experiment_id>/", views.experiment_detail, name="experiment"),
+    path("<int:experiment_id>/settings/", views.experiment_settings, name="experiment_settings"),
     path("<int:experiment_id>/runs/<str:run_uuid>/", views.run_detail, name="run"),
     path("<int:experiment_id>/runs/<str:run_uuid>/charts/", views.run_charts, name="run_charts"),
     path("<int:experiment_id>/runs/<str:run_uuid>/artifacts/", views.run_artifacts, name="run_artifacts"),

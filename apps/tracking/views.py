@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from apps.tracking import artifacts, charts, selectors
+from apps.tracking import artifacts, charts, permissions, selectors, services
+from apps.tracking.errors import TrackingError
 from apps.tracking.forms import (
     ATTRIBUTE_SORTS,
     ExperimentListForm,
+    ExperimentSettingsForm,
+    ExperimentShareForm,
     RunTableForm,
     chosen_columns,
     order_by_clause,
@@ -93,6 +98,7 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     if request.headers.get("HX-Request"):
         return render(request, "tracking/_runs_table.html", context)
     context["tags"] = list(experiment.tags.order_by("key"))
+    context["can_manage"] = permissions.can_manage(request.user, experiment)
     context["created_at"] = _when(experiment.creation_time)
     context["updated_at"] = _when(experiment.last_update_time)
     return render(request, "tracking/experiment_detail.html", context)
@@ -262,6 +268,79 @@ def compare_runs(request: HttpRequest) -> HttpResponse:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+@login_required
+def experiment_settings(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """Rename, describe, change visibility or team, share, delete and restore: the owner, the
+    team lead and admins. Others who can see the experiment get 403; the rest 404."""
+    experiment = _experiment_or_404(request, experiment_id)
+    if not permissions.can_manage(request.user, experiment):
+        raise PermissionDenied("Only the owner, the team lead or an admin may change this experiment.")
+    teams = selectors.teams_for_experiment_settings(request.user, experiment)
+    settings_form = ExperimentSettingsForm(
+        initial={
+            "name": experiment.name,
+            "description": experiment.description,
+            "visibility": experiment.visibility,
+            "team": experiment.team_id,
+        },
+        teams=teams,
+    )
+    share_form = ExperimentShareForm()
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "update":
+                settings_form = ExperimentSettingsForm(request.POST, teams=teams)
+                if settings_form.is_valid():
+                    data = settings_form.cleaned_data
+                    services.update_experiment(
+                        by=request.user,
+                        experiment=experiment,
+                        name=data["name"],
+                        description=data["description"],
+                        visibility=data["visibility"],
+                        team=data["team"],
+                        clear_team=data["team"] is None,
+                    )
+                    messages.success(request, "Experiment updated.")
+                    return redirect("tracking:experiment_settings", experiment.pk)
+            elif action in ("share", "unshare"):
+                share_form = ExperimentShareForm(request.POST)
+                if share_form.is_valid():
+                    data = share_form.cleaned_data
+                    services.share_experiment(
+                        by=request.user,
+                        experiment=experiment,
+                        permission=data["permission"],
+                        user=data.get("user"),
+                        team=data.get("team"),
+                        grant=action == "share",
+                    )
+                    messages.success(request, "Sharing updated.")
+                    return redirect("tracking:experiment_settings", experiment.pk)
+            elif action == "delete":
+                services.delete_experiment(by=request.user, experiment=experiment)
+                messages.success(request, "Experiment deleted; restore it from this page.")
+                return redirect("tracking:experiment_settings", experiment.pk)
+            elif action == "restore":
+                services.restore_experiment(by=request.user, experiment=experiment)
+                messages.success(request, "Experiment restored.")
+                return redirect("tracking:experiment_settings", experiment.pk)
+            else:
+                return HttpResponseBadRequest("Unknown action.")
+        except TrackingError as exc:
+            messages.error(request, exc.message)
+    context = {
+        "experiment": experiment,
+        "settings_form": settings_form,
+        "share_form": share_form,
+        "shares": selectors.experiment_shares(experiment),
+    }
+    return render(
+        request, "tracking/experiment_settings.html", context, status=400 if request.method == "POST" else 200
+    )
 
 
 def _experiment_or_404(request: HttpRequest, experiment_id: int) -> Experiment:
