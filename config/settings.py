@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.catalog",
     "apps.tracking",
+    "apps.registry",
     "apps.lineage",
     "apps.dashboards",
 ]

@@ -39,6 +39,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "catalog.add_accessrequest",
         "tracking.add_experiment",
         "tracking.add_run",
+        "registry.add_registeredmodel",
+        "registry.add_modelversion",
     ),
     ENGINEER: (
         "accounts.add_personalaccesstoken",
@@ -87,6 +89,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "catalog.add_accessrequest",
         "tracking.add_experiment",
         "tracking.add_run",
+        "registry.add_registeredmodel",
+        "registry.add_modelversion",
     ),
 }
 
