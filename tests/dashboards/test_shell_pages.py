@@ -85,8 +85,18 @@ def test_security_headers_are_set(users, client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_demo_data_loads_twice_without_duplicates(db):
+def test_demo_data_loads_twice_without_duplicates(db, settings, tmp_path):
     from django.core.management import call_command
+
+    # The demo writes data files and model artifacts: keep them out of var/.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts")},
+        },
+    }
+    settings.CATALOG_DATA_ROOT = tmp_path / "data"
 
     from apps.accounts.models import Team, User
 

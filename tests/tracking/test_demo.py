@@ -1,0 +1,205 @@
+"""The tracking demo: real scikit-learn runs on the demo catalog's files, logged through the
+services. Training takes a while (about 20 s of CPU), so the demo is loaded once for the
+module, twice over as `make demo` would on a second run, inside a transaction rolled back at
+the end; each test reads what it left."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+from django.test import override_settings
+
+from apps.catalog.models import Dataset
+from apps.tracking import artifacts, demo
+from apps.tracking.models import Experiment, LatestMetric, LoggedModel, Metric, Param, Run, RunInput, RunTag
+
+COUNTED = [Experiment, Run, Param, RunTag, Metric, LatestMetric, RunInput, LoggedModel]
+
+
+@dataclass
+class LoadedDemo:
+    counts_after_first_load: dict[str, int]
+    counts_after_second_load: dict[str, int]
+
+
+def _counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in COUNTED}
+
+
+@pytest.fixture(scope="module")
+def loaded(django_db_setup, django_db_blocker, tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    storages = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root / "artifacts")},
+        },
+    }
+    with (
+        django_db_blocker.unblock(),
+        override_settings(STORAGES=storages, CATALOG_DATA_ROOT=root / "data"),
+        transaction.atomic(),
+    ):
+        call_command("load_demo", verbosity=0)
+        first = _counts()
+        call_command("load_demo", verbosity=0)
+        yield LoadedDemo(counts_after_first_load=first, counts_after_second_load=_counts())
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def demo_db(loaded, db):
+    return loaded
+
+
+def _experiment(name: str) -> Experiment:
+    return Experiment.objects.get(name=name)
+
+
+def test_demo_creates_one_organisation_experiment_and_private_ones_for_scientist_and_engineer(demo_db):
+    experiments = Experiment.objects.filter(name__in=[plan.name for plan in demo.PLANS])
+    assert experiments.count() == len(demo.PLANS) == 4
+    assert set(experiments.values_list("owner__username", flat=True)) == {"scientist", "engineer"}
+    assert set(experiments.values_list("team__name", flat=True)) == {"Risk Analytics"}
+    visibilities = sorted(experiments.values_list("visibility", flat=True))
+    assert visibilities == ["organisation", "private", "private", "private"]
+
+
+def test_each_experiment_has_tens_of_runs_ending_finished_with_one_failed_and_one_killed(demo_db):
+    for plan in demo.PLANS:
+        runs = _experiment(plan.name).runs
+        assert runs.count() >= 15
+        assert runs.filter(status=Run.Status.FINISHED).count() >= runs.count() - 1
+        assert not runs.filter(status=Run.Status.RUNNING).exists()
+        assert not runs.filter(end_time__isnull=True).exists()
+    assert Run.objects.filter(status=Run.Status.FAILED).count() == 1
+    assert Run.objects.filter(status=Run.Status.KILLED).count() == 1
+
+
+def test_final_metrics_differ_between_runs(demo_db):
+    churn = _experiment("Customer churn propensity")
+    aucs = LatestMetric.objects.filter(run__experiment=churn, key="roc_auc").values_list("value", flat=True)
+    assert len(aucs) == 20
+    assert len(set(aucs)) > 10
+    assert all(0.5 < auc < 1 for auc in aucs)
+    rmses = LatestMetric.objects.filter(key="rmse").values_list("value", flat=True)
+    assert len(set(rmses)) > 10
+
+
+def test_runs_log_curves_over_many_steps(demo_db):
+    cases = [
+        ("Customer churn propensity", "gbm-", "val_roc_auc"),
+        ("Customer churn propensity", "logreg-", "train_log_loss"),
+        ("Card fraud detection", "random_forest-", "val_roc_auc"),
+        ("Repayment days late", "gbm-", "val_rmse"),
+    ]
+    for experiment, family, key in cases:
+        run = Run.objects.filter(
+            experiment__name=experiment, name__startswith=family, status=Run.Status.FINISHED
+        ).first()
+        curve = list(Metric.objects.filter(run=run, key=key).order_by("step").values_list("step", "value"))
+        assert len(curve) > 5, (run.name, key)
+        assert len({value for _, value in curve}) > 1
+        latest = LatestMetric.objects.get(run=run, key=key)
+        assert (latest.step, latest.value) == curve[-1]
+
+
+def test_killed_run_stops_part_way_through_its_curve(demo_db):
+    killed = Run.objects.get(status=Run.Status.KILLED)
+    steps = Metric.objects.filter(run=killed, key="val_roc_auc").values_list("step", flat=True)
+    assert max(steps) < int(Param.objects.get(run=killed, key="n_estimators").value)
+    assert not LatestMetric.objects.filter(run=killed, key="roc_auc").exists()
+
+
+def test_failed_run_says_why_in_its_note(demo_db):
+    failed = Run.objects.get(status=Run.Status.FAILED)
+    note = RunTag.objects.get(run=failed, key="mlflow.note.content").value
+    assert "lbfgs" in note
+    assert not failed.metrics.exists()
+
+
+def test_every_run_is_linked_to_the_catalog_version_it_trained_on(demo_db):
+    for plan in demo.PLANS:
+        version = Dataset.objects.get(name=plan.dataset).versions.get()
+        inputs = RunInput.objects.filter(run__experiment__name=plan.name)
+        assert inputs.count() == _experiment(plan.name).runs.count()
+        assert set(inputs.values_list("dataset_version", flat=True)) == {version.pk}
+        assert set(inputs.values_list("context", flat=True)) == {"training"}
+
+
+def test_runs_carry_source_and_commit_tags_and_some_notes(demo_db):
+    run = Run.objects.filter(experiment__name="Card fraud detection").first()
+    tags = dict(run.tags.values_list("key", "value"))
+    assert tags["mlflow.source.name"] == "pipelines/fraud/train_fraud.py"
+    assert len(tags["mlflow.source.git.commit"]) == 40
+    assert tags["mlflow.user"] == "engineer"
+    assert RunTag.objects.filter(key="mlflow.note.content").count() >= len(demo.PLANS)
+    assert Param.objects.filter(run=run, key="random_state", value=str(demo.SEED)).exists()
+
+
+def test_finished_runs_have_feature_importance_and_a_confusion_matrix_or_residuals(demo_db):
+    for run in Run.objects.filter(status=Run.Status.FINISHED):
+        root = artifacts.root_key(run.artifact_uri)
+        assert artifacts.exists(root, "feature_importance.csv")
+        assert artifacts.exists(root, "confusion_matrix.json") or artifacts.exists(root, "residuals.json")
+
+
+def test_two_best_runs_of_each_experiment_log_the_model_to_the_run_and_as_a_ready_logged_model(demo_db):
+    for plan in demo.PLANS:
+        models = LoggedModel.objects.filter(experiment__name=plan.name)
+        assert models.count() == 2
+        for model in models:
+            assert model.status == LoggedModel.Status.READY
+            assert model.source_run_uuid == model.run.run_uuid
+            run_root = artifacts.root_key(model.run.artifact_uri)
+            for name in ("MLmodel", "requirements.txt"):
+                assert artifacts.exists(artifacts.root_key(model.artifact_location), name)
+                assert artifacts.exists(run_root, f"model/{name}")
+            assert artifacts.exists(run_root, "plots/validation.png")
+
+
+def test_logged_model_loads_back_with_mlflow_and_predicts_on_the_catalog_file(demo_db):
+    model = LoggedModel.objects.filter(experiment__name="Card fraud detection").first()
+    path = artifacts.storage().path(artifacts.root_key(model.artifact_location))
+    estimator = mlflow.sklearn.load_model(path)
+    version = Dataset.objects.get(name="Card transactions").versions.get()
+    raw = pd.read_csv(version.source_uri, keep_default_na=False, na_values=[""])
+    probability = estimator.predict_proba(demo._features(raw))[:, 1]
+    assert probability.shape == (len(raw),)
+    assert ((probability >= 0) & (probability <= 1)).all()
+    assert len(np.unique(probability)) > 10
+
+
+def test_loading_the_demo_again_adds_nothing(demo_db):
+    assert demo_db.counts_after_second_load == demo_db.counts_after_first_load
+    assert demo_db.counts_after_first_load["Run"] == sum(len(plan.configs) for plan in demo.PLANS)
+
+
+def test_training_is_deterministic():
+    plan = demo.PLANS[0]
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "id": range(1, 201),
+            "region": rng.choice(demo.REGIONS, 200),
+            "amount": rng.lognormal(4, 0.8, 200).round(2),
+            "score": rng.normal(600, 80, 200).round(),
+            "event_date": pd.date_range("2024-01-01", periods=200, freq="D").strftime("%Y-%m-%d"),
+            "flag": rng.random(200) < 0.1,
+            "churn_note": rng.choice(["", "auto", "manual review"], 200),
+        }
+    )
+    features = demo._features(raw)
+    target = demo._TARGETS[plan.target](features, np.random.default_rng(demo.SEED))
+    config = next(c for c in plan.configs if c.family == "gbm")
+    first, second = (demo._train(plan, config, features, target) for _ in range(2))
+    assert first.metrics == second.metrics
+    assert first.curves == second.curves
