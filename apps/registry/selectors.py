@@ -15,6 +15,7 @@ from apps.registry.models import (
     RegisteredModelGroupObjectPermission,
     RegisteredModelUserObjectPermission,
 )
+from apps.tracking import artifacts
 
 
 def visible_models(user) -> QuerySet[RegisteredModel]:
@@ -161,3 +162,12 @@ def can_view_card_id(user, object_id: str) -> bool:
         str(object_id).isdigit()
         and ModelCard.objects.filter(pk=int(object_id), model_version__in=visible_versions(user).values("pk")).exists()
     )
+
+
+def can_read_version_artifact(user, key: str) -> bool:
+    """Whether `key` lies under the files of a model version `user` may see, so a model shared
+    with them loads even when the experiment it was trained in is private (registered with the
+    artifact proxy in RegistryConfig.ready). One query over the key's prefixes."""
+    parts = key.split("/")
+    roots = [artifacts.URI_SCHEME + "/".join(parts[:end]) for end in range(2, len(parts) + 1)]
+    return visible_versions(user).filter(storage_location__in=roots).exists()

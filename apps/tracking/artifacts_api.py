@@ -52,6 +52,8 @@ def artifact(request: HttpRequest, path: str = "") -> HttpResponse:
 def _experiment_for_key(user, key: str, *, write: bool):
     experiment_id = artifacts.experiment_id_of_key(key)
     experiment = selectors.experiment_for(user, experiment_id) if experiment_id is not None else None
+    if experiment is None and not write and permissions.may_read_artifact_elsewhere(user, key):
+        return None  # e.g. the files of a model version the user may see
     if experiment is None:
         raise NotFound(f"Artifact '{key}' does not exist.")
     if write and not permissions.can_log(user, experiment):

@@ -4,6 +4,9 @@ selectors.visible_experiments (the two must agree)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from apps.accounts.roles import ROLE_PERMISSIONS
 from apps.accounts.selectors import is_platform_admin as is_admin
 from apps.accounts.selectors import roles_of, team_ids_of
@@ -57,6 +60,21 @@ def can_manage(user, experiment: Experiment) -> bool:
     if is_admin(user) or experiment.owner_id == user.pk:
         return True
     return experiment.team_id is not None and experiment.team.lead_id == user.pk
+
+
+# Checks other apps register (downstream of tracking, so tracking cannot import them): each says
+# whether `user` may read the artifact stored under `key` although its experiment is hidden from
+# them, e.g. the files of a model version they may see (RegistryConfig.ready).
+ARTIFACT_READERS: list[Callable[[Any, str], bool]] = []
+
+
+def register_artifact_reader(check: Callable[[Any, str], bool]) -> None:
+    if check not in ARTIFACT_READERS:
+        ARTIFACT_READERS.append(check)
+
+
+def may_read_artifact_elsewhere(user, key: str) -> bool:
+    return user.is_authenticated and any(check(user, key) for check in ARTIFACT_READERS)
 
 
 def _team_ids(user) -> list[int]:

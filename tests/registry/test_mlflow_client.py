@@ -122,3 +122,15 @@ def test_readers_cannot_change_and_outsiders_do_not_see_models(users, client_for
     with pytest.raises(MlflowException) as denied:
         outsider_client.update_registered_model("secret", description="mine now")
     assert denied.value.error_code == "PERMISSION_DENIED"
+
+
+def test_a_model_shared_with_the_organisation_loads_although_its_experiment_is_private(users, client_for):
+    client_for(users["scientist"])
+    model, _, info = _log_sklearn_model("private-training")
+    mlflow.register_model(info.model_uri, "shared-churn")
+    RegisteredModel.objects.filter(name="shared-churn").update(visibility=RegisteredModel.Visibility.ORGANISATION)
+
+    client_for(users["engineer"])
+    loaded = mlflow.sklearn.load_model("models:/shared-churn/1")
+    assert list(loaded.predict(FEATURES)) == list(model.predict(FEATURES))
+    assert mlflow.MlflowClient().get_experiment_by_name("private-training") is None
