@@ -10,6 +10,7 @@ from apps.catalog.lineage_api import LineageIngestView
 from apps.core.api import api_not_found
 from apps.jobs.api import JobViewSet
 from apps.lineage.api import DatasetLineageView
+from apps.registry.api import ModelCardHtmlView, ModelCardJsonView, ModelCardMarkdownView
 
 router = DefaultRouter()
 router.register("tokens", TokenViewSet, basename="token")
@@ -24,6 +25,19 @@ urlpatterns = [
     *router.urls,
     path("lineage", LineageIngestView.as_view(), name="lineage-ingest"),
     path("lineage/datasets/<slug:slug>", DatasetLineageView.as_view(), name="lineage-dataset"),
+    path(
+        "registered-models/<str:name>/versions/<int:version>/model-card", ModelCardJsonView.as_view(), name="model-card"
+    ),
+    path(
+        "registered-models/<str:name>/versions/<int:version>/model-card.md",
+        ModelCardMarkdownView.as_view(),
+        name="model-card-markdown",
+    ),
+    path(
+        "registered-models/<str:name>/versions/<int:version>/model-card.html",
+        ModelCardHtmlView.as_view(),
+        name="model-card-html",
+    ),
     # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page.
     re_path(r"^.*$", api_not_found),
 ]
