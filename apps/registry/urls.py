@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from apps.registry import views
 
@@ -6,6 +6,8 @@ app_name = "registry"
 
 urlpatterns = [
     path("", views.model_list, name="model_list"),
+    # Before "<model>/…": a run id is 32 hex digits, so no model page is shadowed.
+    re_path(r"^from-run/(?P<run_uuid>[0-9a-f]{32})/$", views.run_versions, name="run_versions"),
     path("<str:model>/", views.model_detail, name="model"),
     path("<str:model>/aliases/", views.alias_set, name="alias_set"),
     path("<str:model>/register/", views.register_version, name="register_version"),

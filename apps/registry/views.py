@@ -356,6 +356,17 @@ def export_html(request: HttpRequest, model: str, version: int) -> HttpResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+@login_required
+@require_GET
+def run_versions(request: HttpRequest, run_uuid: str) -> HttpResponse:
+    """The model versions registered from a run (an htmx fragment of the tracking run page)."""
+    run = tracking_selectors.run_for(request.user, run_uuid)
+    if run is None:
+        raise Http404("No such run.")
+    versions = list(selectors.versions_of_run(request.user, run))
+    return render(request, "registry/_run_versions.html", {"run": run, "versions": versions})
+
+
 def _model_or_404(request: HttpRequest, key: str) -> RegisteredModel:
     found = page_selectors.model_by_name_or_id(request.user, key)
     if found is None:

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from apps.tracking import artifacts, charts, permissions, selectors, services
@@ -141,8 +142,8 @@ def run_detail(request: HttpRequest, experiment_id: int, run_uuid: str) -> HttpR
         "logged_models": logged_models,
         "linked_count": len(inputs) + len(logged_models),
         "has_artifacts": bool(selectors.run_artifact_root(run)),
-        # The registry app will list the model versions registered from this run here.
-        "registered_versions_url": None,
+        # The registry (downstream) lists the versions registered from this run in a fragment.
+        "registered_versions_url": _optional_url("registry:run_versions", run.run_uuid),
     } | _chart_context(run_history, truncated, request.GET.get("x"))
     return render(request, "tracking/run_detail.html", context)
 
@@ -341,6 +342,14 @@ def experiment_settings(request: HttpRequest, experiment_id: int) -> HttpRespons
     return render(
         request, "tracking/experiment_settings.html", context, status=400 if request.method == "POST" else 200
     )
+
+
+def _optional_url(name: str, *args) -> str | None:
+    """A downstream app's page, when that app is installed (tracking does not import it)."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
 
 
 def _experiment_or_404(request: HttpRequest, experiment_id: int) -> Experiment:

@@ -407,3 +407,17 @@ def test_htmx_card_errors_come_back_in_the_swapped_form(client, owner, model, ve
     assert response.status_code == 200
     assert response.templates[0].name == "registry/_card_section_form.html"
     assert "write name=value" in response.content.decode()
+
+
+def test_run_page_fragment_lists_versions_registered_from_the_run(client, owner, other_scientist, model):
+    run = model_run(owner)
+    make_version(model, owner, run=run)
+    url = reverse("registry:run_versions", args=[run.run_uuid])
+    client.force_login(owner)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert f"{model.name} v1" in response.content.decode()
+    run_page = client.get(reverse("tracking:run", args=[run.experiment_id, run.run_uuid])).content.decode()
+    assert url in run_page
+    client.force_login(other_scientist)
+    assert client.get(url).status_code == 404
