@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
-from django.db.models.expressions import OrderBy
+from django.db.models import Exists, F, FilteredRelation, FloatField, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import Expression, OrderBy
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -65,7 +65,7 @@ class SearchError(ValueError):
     offending token, key or comparator and, for syntax errors, its position (0-based)."""
 
 
-Value: TypeAlias = float | int | str | tuple[str, ...] | tuple[int, ...] | None
+SearchValue: TypeAlias = float | int | str | tuple[str, ...] | tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Comparison:
     entity: str  # metric, parameter, tag, attribute or dataset
     key: str  # attribute aliases resolved: `created` is start_time, `run name` is run_name
     comparator: str  # upper case: =, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL
-    value: Value  # float for metrics, a tuple for IN lists, None for IS [NOT] NULL
+    value: SearchValue  # float for metrics, a tuple for IN lists, None for IS [NOT] NULL
     position: int  # where the comparison starts in the filter string
 
 
@@ -296,8 +296,7 @@ class _Parser:
                 "Search filters only join comparisons with AND; MLflow has no OR."
             )
         raise SearchError(
-            f"Invalid clause(s) in filter string: expected AND at position {token.position}, "
-            f"found {token.describe()}."
+            f"Invalid clause(s) in filter string: expected AND at position {token.position}, found {token.describe()}."
         )
 
     def comparison(self) -> _Clause:
@@ -321,7 +320,9 @@ class _Parser:
             return _Identifier(None, first.value, first.text, first.position)
         self.advance()
         key = self.key(first)
-        return _Identifier(first.value, key, self.text[first.position : self.tokens[self.index - 1].end], first.position)
+        return _Identifier(
+            first.value, key, self.text[first.position : self.tokens[self.index - 1].end], first.position
+        )
 
     def key(self, prefix: _Token) -> str:
         token = self.advance()
@@ -533,13 +534,14 @@ def _check_comparator(entity: str, key: str, comparator: str, vocabulary: _Vocab
     if comparator.startswith("IS "):
         nullable = [name for name, comparators in vocabulary.comparators.items() if "IS NULL" in comparators]
         raise SearchError(
-            f"IS NULL / IS NOT NULL is only supported for {' and '.join(nullable)}s, not for {entity} '{key}'"
+            f"IS NULL / IS NOT NULL is only supported for {' and '.join(f'{name}s' for name in nullable)}, "
+            f"not for {entity} '{key}'"
         )
     order = [c for c in (*_OPERATORS, "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL") if c in allowed]
     raise SearchError(f"Invalid comparator '{comparator}' for {entity} '{key}': not one of {order}")
 
 
-def _check_value(entity: str, key: str, operand: _Operand, vocabulary: _Vocabulary) -> Value:
+def _check_value(entity: str, key: str, operand: _Operand, vocabulary: _Vocabulary) -> SearchValue:
     if operand is None:
         return None
     if isinstance(operand, tuple):
@@ -549,7 +551,7 @@ def _check_value(entity: str, key: str, operand: _Operand, vocabulary: _Vocabula
                 "string values."
             )
         return tuple(str(item.value) for item in operand)
-    if entity == "metric" or key in vocabulary.numeric_attributes and entity == "attribute":
+    if entity == "metric" or (entity == "attribute" and key in vocabulary.numeric_attributes):
         if operand.kind is not _Kind.NUMBER:
             subject = "metric" if entity == "metric" else f"numeric attribute: {key}"
             raise SearchError(f"Expected numeric value type for {subject}. Found {operand.text}")
@@ -582,7 +584,7 @@ def _experiment_values(comparison: Comparison) -> Comparison:
     """MLflow binds experiment ids and times as integers, refusing what is not one."""
     if comparison.key == "experiment_id":
         if isinstance(comparison.value, tuple):
-            value: Value = tuple(_experiment_id(text) for text in comparison.value)
+            value: SearchValue = tuple(_experiment_id(text) for text in comparison.value)
         else:
             value = _experiment_id(str(comparison.value))
         return Comparison(comparison.entity, comparison.key, comparison.comparator, value, comparison.position)
@@ -696,7 +698,7 @@ _LOOKUPS: Mapping[str, type[Lookup]] = {
 }
 
 
-def _test(field: str, comparator: str, value: Value) -> Q:
+def _test(field: str, comparator: str, value: SearchValue | Expression) -> Q:
     """`field <comparator> value` as a condition; NULL never matches, as in SQL."""
     if comparator == "NOT IN":  # NOT (NULL IN (...)) is NULL: a null column does not match
         return ~Q(In(F(field), list(value)))
@@ -726,16 +728,22 @@ def _run_condition(comparison: Comparison) -> Q:
     if comparison.entity == "metric":
         return _metric_condition(comparison)
     if comparison.entity in ("parameter", "tag"):
-        return _key_value_condition(Param if comparison.entity == "parameter" else RunTag, comparison)
+        model = Param if comparison.entity == "parameter" else RunTag
+        return _key_value_condition(model.objects.filter(run=OuterRef("pk"), key=comparison.key), comparison)
     if comparison.entity == "dataset":
         return _dataset_condition(comparison)
     return _run_attribute_condition(comparison)
 
 
+_NUMERIC_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+
+
 def _metric_condition(comparison: Comparison) -> Q:
     if _joins_metric(comparison):
-        # NaN is value NULL + is_nan in LatestMetric, so NULL failing the test is IEEE's answer.
-        return _test(f"{_metric_alias(comparison.key)}__value", comparison.comparator, comparison.value)
+        # A keyword lookup, so Django makes the join INNER. NaN is value NULL + is_nan in
+        # LatestMetric: NULL failing the test is IEEE's answer.
+        lookup = f"{_metric_alias(comparison.key)}__value__{_NUMERIC_LOOKUPS[comparison.comparator]}"
+        return Q(**{lookup: comparison.value})
     not_equal = _test("value", "!=", comparison.value) | Q(is_nan=True)  # NaN != x holds, as in MLflow
     return Q(Exists(LatestMetric.objects.filter(not_equal, run=OuterRef("pk"), key=comparison.key)))
 
@@ -756,8 +764,9 @@ def _metric_relation(key: str) -> FilteredRelation:
     return FilteredRelation("latest_metrics", condition=Q(latest_metrics__key=key))
 
 
-def _key_value_condition(model: type[Param] | type[RunTag], comparison: Comparison) -> Q:
-    rows = model.objects.filter(run=OuterRef("pk"), key=comparison.key)
+def _key_value_condition(rows: QuerySet, comparison: Comparison) -> Q:
+    """A param or tag comparison on `rows` (the entity's rows of that key): IS [NOT] NULL asks
+    whether the key exists, anything else needs the key with a matching value."""
     if comparison.comparator == "IS NULL":
         return ~Q(Exists(rows))
     if comparison.comparator == "IS NOT NULL":
@@ -780,10 +789,21 @@ def _run_attribute_condition(comparison: Comparison) -> Q:
         users = get_user_model().objects.filter(_test("username", comparison.comparator, comparison.value))
         return Q(user__in=users.values("pk"))
     field = _RUN_FIELDS.get(comparison.key, comparison.key)
-    test = _test(field, comparison.comparator, comparison.value)
+    value = comparison.value
+    if comparison.key in _RUNS.numeric_attributes:
+        value = _integer_column_operand(value)
+    test = _test(field, comparison.comparator, value)
     if comparison.key == "run_name":  # a blank name is no name (MLflow's missing runName tag)
         test &= ~Q(name="")
     return test
+
+
+def _integer_column_operand(value: SearchValue) -> SearchValue | Expression:
+    """A bound for an integer column. Django would truncate a fractional float (so that
+    `start_time < 1000.5` lost the run started at 1000); it stays a float in SQL instead."""
+    if isinstance(value, float) and not value.is_integer():
+        return Value(value, output_field=FloatField())
+    return int(value) if isinstance(value, float) else value
 
 
 def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> QuerySet[Run]:
@@ -800,7 +820,8 @@ def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> Query
         if key.entity == "attribute":
             ordering.append(_order(_RUN_FIELDS.get(key.key, key.key), key.ascending, nullable=key.key == "end_time"))
         elif key.entity == "metric" and _metric_alias(key.key) in queryset.query._filtered_relations:
-            # filter_runs joined this metric and kept numbers only: no NaN or missing to place.
+            # filter_runs inner-joined this metric (Django keeps FilteredRelation aliases in
+            # _filtered_relations) and kept numbers only: no NaN or missing run to place.
             ordering.append(_order(f"{_metric_alias(key.key)}__value", key.ascending, nullable=False))
         else:
             alias = f"search_order_{index}"
@@ -853,11 +874,7 @@ def _experiment_condition(comparison: Comparison) -> Q:
         field = _EXPERIMENT_FIELDS.get(comparison.key, comparison.key)
         return _test(field, comparison.comparator, comparison.value)
     tags = ExperimentTag.objects.filter(experiment=OuterRef("pk"), key=comparison.key)
-    if comparison.comparator == "IS NULL":
-        return ~Q(Exists(tags))
-    if comparison.comparator == "IS NOT NULL":
-        return Q(Exists(tags))
-    return Q(Exists(tags.filter(_test("value", comparison.comparator, comparison.value))))
+    return _key_value_condition(tags, comparison)
 
 
 _DEFAULT_EXPERIMENT_ORDER = ("creation_time DESC", "experiment_id ASC")
