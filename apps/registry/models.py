@@ -60,6 +60,7 @@ class RegisteredModelGroupObjectPermission(GroupObjectPermissionBase):
 
 
 class RegisteredModelTag(models.Model):
+    # No (key, value) index: values run to 100,000 characters, past PostgreSQL's btree row limit.
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="tags")
     key = models.CharField(max_length=250)
     value = models.TextField(blank=True)
@@ -68,7 +69,6 @@ class RegisteredModelTag(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["registered_model", "key"], name="registered_model_tag_key_unique")
         ]
-        indexes = [models.Index(fields=["key", "value"], name="regmodel_tag_key_value_idx")]
 
     def __str__(self) -> str:
         return f"{self.key}={self.value[:40]}"
@@ -136,7 +136,6 @@ class ModelVersionTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model_version", "key"], name="model_version_tag_key_unique")]
-        indexes = [models.Index(fields=["key", "value"], name="modelversion_tag_key_value_idx")]
 
     def __str__(self) -> str:
         return f"{self.key}={self.value[:40]}"

@@ -128,8 +128,9 @@ class Param(models.Model):
     value = models.TextField()
 
     class Meta:
+        # No (key, value) index: values run to 6,000 characters, past PostgreSQL's btree row
+        # limit (~2.7 KB). Searches probe (run, key) from the metric or run side instead.
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="param_key_unique_per_run")]
-        indexes = [models.Index(fields=["key", "value"], name="param_key_value_idx")]
 
     def __str__(self) -> str:
         return f"{self.key}={self.value[:40]}"
@@ -141,8 +142,8 @@ class RunTag(models.Model):
     value = models.TextField(blank=True)
 
     class Meta:
+        # No (key, value) index either: tag values run to 8,000 characters (see Param).
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_tag_key_unique")]
-        indexes = [models.Index(fields=["key", "value"], name="run_tag_key_value_idx")]
 
     def __str__(self) -> str:
         return f"{self.key}={self.value[:40]}"

@@ -247,3 +247,19 @@ def test_artifacts_of_a_hidden_experiment_do_not_exist(users, run, artifact_root
     listing = other.client.get("/api/2.0/mlflow-artifacts/artifacts", {"path": ""}, **other.headers).json()
     assert listing["files"] == []
     assert b"".join(owner.client.get(path, **owner.headers).streaming_content) == b"secret"
+
+
+def test_params_and_tags_at_mlflow_s_length_limits_are_stored(owner_api, run):
+    # Random text does not compress: it would overflow a btree index row on PostgreSQL.
+    import secrets
+
+    long_param = secrets.token_hex(3000)  # 6,000 characters
+    long_tag = secrets.token_hex(4000)  # 8,000 characters
+    body = {
+        "run_id": run.run_uuid,
+        "params": [{"key": "p", "value": long_param}],
+        "tags": [{"key": "t", "value": long_tag}],
+    }
+    assert owner_api.post("runs/log-batch", body).status_code == 200
+    assert Param.objects.get(run=run, key="p").value == long_param
+    assert RunTag.objects.get(run=run, key="t").value == long_tag
