@@ -308,14 +308,30 @@ def _run_name(config: Config) -> str:
     return "-".join([config.family, *parts])
 
 
+def training_split(plan: Plan, features: pd.DataFrame, target: np.ndarray) -> list:
+    """x_train, x_val, y_train, y_val: the split every run of `plan` is trained and scored on."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        features, target, test_size=0.3, random_state=SEED, stratify=None if plan.regression else target
+    )
+
+
+def holdout(plan: Plan, version: DatasetVersion) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The raw rows, the features and the target of the validation split `plan`'s runs were
+    scored on (for evaluations of the registered models, e.g. by slice)."""
+    raw, _ = _read_version(version)
+    features = _features(raw)
+    target = _TARGETS[plan.target](features, np.random.default_rng(SEED))
+    _, x_val, _, y_val = training_split(plan, features, target)
+    return raw, x_val, y_val
+
+
 def _train(plan: Plan, config: Config, features: pd.DataFrame, target: np.ndarray) -> Result:
     import sklearn
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
 
-    split = train_test_split(
-        features, target, test_size=0.3, random_state=SEED, stratify=None if plan.regression else target
-    )
+    split = training_split(plan, features, target)
     result = Result(name=_run_name(config), config=config, status=Run.Status.FINISHED, example=split[1].head(5))
     # Parameter and finiteness checks on every curve point would cost more than the fits.
     with warnings.catch_warnings(), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
@@ -346,7 +362,7 @@ def _train_logreg(plan, config, result, x_train, x_val, y_train, y_val) -> None:
         val = model.predict_proba(val_scaled)[:, 1]
         _point(result, "train_log_loss", step, _log_loss(y_train, model.predict_proba(train_scaled)[:, 1]))
         _point(result, "val_log_loss", step, _log_loss(y_val, val))
-        _point(result, "val_roc_auc", step, _roc_auc(y_val, val))
+        _point(result, "val_roc_auc", step, roc_auc(y_val, val))
     model.set_params(max_iter=iterations, warm_start=False)
     # Both steps are fitted, so the pipeline is the model as served: raw features in.
     pipeline = Pipeline([("scale", scaler), ("model", model)])
@@ -395,7 +411,7 @@ def _curve_points(plan: Plan, result: Result, step: int, y_val: np.ndarray, pred
         _point(result, "val_rmse", step, _rmse(y_val, predicted))
     else:
         _point(result, "val_log_loss", step, _log_loss(y_val, predicted[:, 1]))
-        _point(result, "val_roc_auc", step, _roc_auc(y_val, predicted[:, 1]))
+        _point(result, "val_roc_auc", step, roc_auc(y_val, predicted[:, 1]))
 
 
 def _point(result: Result, key: str, step: int, value: float) -> None:
@@ -404,7 +420,7 @@ def _point(result: Result, key: str, step: int, value: float) -> None:
 
 # Curve points in plain numpy: sklearn.metrics' input checks cost milliseconds a call, and a
 # boosting curve has a point per tree. The final metrics use sklearn.metrics.
-def _roc_auc(actual: np.ndarray, probability: np.ndarray) -> float:
+def roc_auc(actual: np.ndarray, probability: np.ndarray) -> float:
     from scipy.stats import rankdata
 
     positive = np.asarray(actual) == 1

@@ -83,32 +83,3 @@ def test_security_headers_are_set(users, client):
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-
-
-def test_demo_data_loads_twice_without_duplicates(db, settings, tmp_path):
-    from django.core.management import call_command
-
-    # The demo writes data files and model artifacts: keep them out of var/.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "artifacts")},
-        },
-    }
-    settings.CATALOG_DATA_ROOT = tmp_path / "data"
-
-    from apps.accounts.models import Team, User
-
-    call_command("load_demo", verbosity=0)
-    call_command("load_demo", verbosity=0)
-    assert set(User.objects.values_list("username", flat=True)) >= {
-        "scientist",
-        "engineer",
-        "approver",
-        "approver2",
-        "ops",
-        "owner",
-        "admin",
-    }
-    assert Team.objects.count() == 3

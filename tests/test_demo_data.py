@@ -1,7 +1,8 @@
-"""The tracking demo: real scikit-learn runs on the demo catalog's files, logged through the
-services. Training takes a while (about 20 s of CPU), so the demo is loaded once for the
-module, twice over as `make demo` would on a second run, inside a transaction rolled back at
-the end; each test reads what it left."""
+"""The demo data `make run` loads: catalog, real scikit-learn runs logged through the tracking
+services, and models registered from their logged models with cards at three levels of
+completeness. Training takes a while, so the demo is loaded once for the module (one module, so
+one load), twice over as a second `make run` would, inside a transaction rolled back at the
+end; each test reads what it left."""
 
 from __future__ import annotations
 
@@ -16,11 +17,38 @@ from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
 
+from apps.accounts.models import Team, User
 from apps.catalog.models import Dataset
+from apps.registry import cards
+from apps.registry.models import (
+    ModelAlias,
+    ModelCard,
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+)
 from apps.tracking import artifacts, demo
 from apps.tracking.models import Experiment, LatestMetric, LoggedModel, Metric, Param, Run, RunInput, RunTag
 
-COUNTED = [Experiment, Run, Param, RunTag, Metric, LatestMetric, RunInput, LoggedModel]
+COUNTED = [
+    User,
+    Team,
+    Experiment,
+    Run,
+    Param,
+    RunTag,
+    Metric,
+    LatestMetric,
+    RunInput,
+    LoggedModel,
+    RegisteredModel,
+    RegisteredModelTag,
+    ModelVersion,
+    ModelVersionTag,
+    ModelAlias,
+    ModelCard,
+]
 
 
 @dataclass
@@ -203,3 +231,99 @@ def test_training_is_deterministic():
     first, second = (demo._train(plan, config, features, target) for _ in range(2))
     assert first.metrics == second.metrics
     assert first.curves == second.curves
+
+
+def _version(model: str, alias: str | None = None, number: int = 1) -> ModelVersion:
+    if alias:
+        return ModelAlias.objects.get(registered_model__name=model, alias=alias).model_version
+    return ModelVersion.objects.get(registered_model__name=model, version=number)
+
+
+def test_demo_registers_three_models_owned_like_their_experiments_one_organisation_wide(demo_db):
+    models = {m.name: m for m in RegisteredModel.objects.select_related("owner", "team")}
+    assert set(models) == {"churn-propensity", "card-fraud", "probability-of-default"}
+    assert {name: m.owner.username for name, m in models.items()} == {
+        "churn-propensity": "scientist",
+        "card-fraud": "engineer",
+        "probability-of-default": "scientist",
+    }
+    assert {m.team.name for m in models.values()} == {"Risk Analytics"}
+    organisation = [name for name, m in models.items() if m.visibility == RegisteredModel.Visibility.ORGANISATION]
+    assert organisation == ["churn-propensity"]
+
+
+def test_versions_are_the_experiments_logged_models_with_their_files(demo_db):
+    expected = {"churn-propensity": 2, "card-fraud": 2, "probability-of-default": 1}
+    for name, count in expected.items():
+        versions = ModelVersion.objects.filter(registered_model__name=name).select_related("logged_model", "run")
+        assert versions.count() == count
+        for version in versions:
+            assert version.source == f"models:/{version.logged_model.model_id}"
+            assert version.run == version.logged_model.run
+            assert version.flavor == "sklearn" and version.signature_inputs
+            assert artifacts.exists(artifacts.root_key(version.storage_location), "MLmodel")
+    assert LoggedModel.objects.filter(model_versions__isnull=False).distinct().count() == sum(expected.values())
+
+
+def test_churn_champion_is_the_best_run_and_challenger_the_next(demo_db):
+    champion = _version("churn-propensity", alias="champion")
+    challenger = _version("churn-propensity", alias="challenger")
+    assert (champion.version, challenger.version) == (1, 2)
+    auc = {
+        version: LatestMetric.objects.get(run=version.run, key="roc_auc").value for version in (champion, challenger)
+    }
+    assert auc[champion] >= auc[challenger]
+    best = LatestMetric.objects.filter(run__experiment__name="Customer churn propensity", key="roc_auc")
+    assert auc[champion] == max(best.values_list("value", flat=True))
+
+
+def test_cards_range_from_nearly_complete_to_draft(demo_db):
+    names = ("churn-propensity", "card-fraud", "probability-of-default")
+    score = {name: cards.completeness(_version(name).card)[0] for name in names}
+    assert score["churn-propensity"] >= 80
+    assert score["card-fraud"] < 50
+    assert score["card-fraud"] < score["probability-of-default"] < score["churn-propensity"]
+
+
+def test_a_later_version_keeps_the_written_sections_of_the_card(demo_db):
+    first, second = _version("churn-propensity").card, _version("churn-propensity", number=2).card
+    for section in ("intended_use", "factors", *cards.CONSIDERATION_SECTIONS):
+        assert getattr(second, section) == getattr(first, section)
+    assert second.model_details["version"] == "2"
+
+
+def test_cards_training_data_links_the_catalog_version_the_run_trained_on(demo_db):
+    datasets = {
+        "churn-propensity": "Customer churn labels",
+        "card-fraud": "Card transactions",
+        "probability-of-default": "Default training set",
+    }
+    for name, dataset in datasets.items():
+        catalog_version = Dataset.objects.get(name=dataset).versions.get()
+        for card in ModelCard.objects.filter(model_version__registered_model__name=name):
+            assert card.training_data == [catalog_version.pk]
+
+
+def test_churn_slice_table_is_measured_per_region_on_the_runs_hold_out(demo_db):
+    for version in ModelVersion.objects.filter(registered_model__name="churn-propensity"):
+        rows = version.card.quantitative_analysis
+        assert {row["group"] for row in rows if row["slice"] == "region"} == {"north", "south", "east", "west"}
+        region_rows = sum(row["value"] for row in rows if row["slice"] == "region" and row["metric"] == "rows")
+        overall = {row["metric"]: row["value"] for row in rows if row["slice"] == "overall"}
+        assert region_rows == overall["rows"]
+        # Scoring the registered model file on the same split reproduces the run's metric.
+        run_auc = LatestMetric.objects.get(run=version.run, key="roc_auc").value
+        assert overall["roc_auc"] == pytest.approx(run_auc, abs=1e-4)
+        [auc] = [row for row in version.card.metrics if row["name"] == "roc_auc"]
+        assert auc["ci_low"] < auc["value"] < auc["ci_high"] and auc["threshold"] is not None
+
+
+def test_loading_the_demo_again_registers_nothing_new(demo_db):
+    assert demo_db.counts_after_second_load == demo_db.counts_after_first_load
+    assert demo_db.counts_after_first_load["ModelVersion"] == 5
+
+
+def test_demo_logins_and_teams_exist_once(demo_db):
+    usernames = set(User.objects.values_list("username", flat=True))
+    assert usernames >= {"scientist", "engineer", "approver", "approver2", "ops", "owner", "admin"}
+    assert Team.objects.count() == 3
