@@ -701,6 +701,10 @@ def search_logged_models(user, params: Params) -> dict:
     experiment_ids = [int(pk) for pk in params.strings("experiment_ids") if pk.isdigit()]
     visible = selectors.visible_experiments(user).filter(pk__in=experiment_ids).values("pk")
     models = LoggedModel.objects.filter(experiment__in=visible, lifecycle_stage=Lifecycle.ACTIVE)
+    try:
+        models = search.filter_logged_models(models, params.text("filter"))
+    except search.SearchError as exc:
+        raise _search_error(exc)
     models, token = _paged(models.order_by("-creation_timestamp", "-id"), offset, max_results)
     body: dict = {"models": [logged_model_json(model) for model in models]}
     if token:

@@ -45,13 +45,14 @@ from django.db.models.lookups import (
     Lookup,
 )
 
-from apps.tracking.models import Experiment, ExperimentTag, LatestMetric, Param, Run, RunInput, RunTag
+from apps.tracking.models import Experiment, ExperimentTag, LatestMetric, LoggedModel, Param, Run, RunInput, RunTag
 
 __all__ = [
     "Comparison",
     "OrderKey",
     "SearchError",
     "filter_experiments",
+    "filter_logged_models",
     "filter_runs",
     "order_experiments",
     "order_runs",
@@ -892,3 +893,39 @@ def order_experiments(queryset: QuerySet[Experiment], order_by: Sequence[str] | 
     if not any(key.key == "experiment_id" for key in keys):
         ordering.append(F("pk").desc())
     return queryset.order_by(*ordering)
+
+
+# --- Logged models (MLflow 3's search_logged_models) -------------------------------------------
+
+_LOGGED_MODEL_FIELDS = {
+    "name": "name",
+    "model_id": "model_id",
+    "source_run_id": "source_run_uuid",
+    "status": "status",
+    "model_type": "model_type",
+    "creation_timestamp": "creation_timestamp",
+    "creation_time": "creation_timestamp",
+    "last_updated_timestamp": "last_updated_timestamp",
+}
+_LOGGED_MODELS = _Vocabulary(
+    prefixes={"attribute": "attribute", "attributes": "attribute"},
+    entities=("attribute",),
+    attributes={key: key for key in _LOGGED_MODEL_FIELDS},
+    order_attributes={key: key for key in _LOGGED_MODEL_FIELDS},
+    numeric_attributes=frozenset({"creation_timestamp", "creation_time", "last_updated_timestamp"}),
+    list_attributes=frozenset({"name", "model_id", "source_run_id", "status"}),
+    comparators={"numeric": _NUMERIC, "string": _STRING},
+)
+
+
+def filter_logged_models(queryset: QuerySet[LoggedModel], filter_string: str | None) -> QuerySet[LoggedModel]:
+    """`queryset` narrowed by a `search_logged_models` filter on the models' attributes (name,
+    model_id, source_run_id, status, model_type, timestamps) — what the client itself sends,
+    e.g. `name = 'model'` when resolving `runs:/<run>/model`. Metric, param and tag filters are
+    refused with a SearchError: the logged model's params and tags are not searchable here."""
+    if not filter_string or not filter_string.strip():
+        return queryset
+    comparisons = [_validate(clause, _LOGGED_MODELS) for clause in _Parser(filter_string).filter()]
+    return queryset.filter(
+        *[_test(_LOGGED_MODEL_FIELDS[item.key], item.comparator, item.value) for item in comparisons]
+    )

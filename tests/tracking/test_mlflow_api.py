@@ -263,3 +263,14 @@ def test_params_and_tags_at_mlflow_s_length_limits_are_stored(owner_api, run):
     assert owner_api.post("runs/log-batch", body).status_code == 200
     assert Param.objects.get(run=run, key="p").value == long_param
     assert RunTag.objects.get(run=run, key="t").value == long_tag
+
+
+def test_logged_model_search_filters_by_name(owner_api, run):
+    for name in ("model", "other"):
+        body = {"experiment_id": str(run.experiment_id), "name": name, "source_run_id": run.run_uuid}
+        assert owner_api.post("logged-models", body).status_code == 200
+    body = {"experiment_ids": [str(run.experiment_id)], "filter": "name = 'model'"}
+    found = owner_api.post("logged-models/search", body).json()["models"]
+    assert [model["info"]["name"] for model in found] == ["model"]
+    bad = owner_api.post("logged-models/search", {**body, "filter": "params.x = 'y'"})
+    assert_error(bad, 400, "INVALID_PARAMETER_VALUE", "Invalid entity type")
