@@ -9,7 +9,7 @@ from apps.catalog.api import AccessRequestViewSet, DatasetViewSet
 from apps.catalog.lineage_api import LineageIngestView
 from apps.core.api import api_not_found
 from apps.jobs.api import JobViewSet
-from apps.lineage.api import DatasetLineageView
+from apps.lineage.api import DatasetLineageView, ModelVersionLineageView, RunLineageView
 from apps.registry.api import ModelCardHtmlView, ModelCardJsonView, ModelCardMarkdownView
 
 router = DefaultRouter()
@@ -25,6 +25,12 @@ urlpatterns = [
     *router.urls,
     path("lineage", LineageIngestView.as_view(), name="lineage-ingest"),
     path("lineage/datasets/<slug:slug>", DatasetLineageView.as_view(), name="lineage-dataset"),
+    path("lineage/runs/<str:run_uuid>", RunLineageView.as_view(), name="lineage-run"),
+    path(
+        "lineage/models/<str:name>/versions/<int:version>",
+        ModelVersionLineageView.as_view(),
+        name="lineage-model-version",
+    ),
     path(
         "registered-models/<str:name>/versions/<int:version>/model-card", ModelCardJsonView.as_view(), name="model-card"
     ),
@@ -38,6 +44,7 @@ urlpatterns = [
         ModelCardHtmlView.as_view(),
         name="model-card-html",
     ),
-    # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page.
-    re_path(r"^.*$", api_not_found),
+    # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page, including
+    # paths with a line break, which `.` would not match (a slug like "a%0Ab").
+    re_path(r"^[\s\S]*$", api_not_found),
 ]

@@ -20,28 +20,28 @@ from apps.registry.models import ModelVersion, ModelVersionTag, RegisteredModel,
 
 # The tracking app's parser and compiler helpers: one grammar for every MLflow search.
 from apps.tracking.search import (
-    _KEY_VALUE,
-    _NUMERIC,
-    _STRING,
+    KEY_VALUE_COMPARATORS,
+    NUMERIC_COMPARATORS,
+    STRING_COMPARATORS,
     Comparison,
+    Parser,
     SearchError,
-    _parse_order_by,
-    _Parser,
-    _test,
-    _validate,
-    _Vocabulary,
+    Vocabulary,
+    condition,
+    parse_order_by,
+    validate_clause,
 )
 
 __all__ = ["SearchError", "filter_models", "filter_versions", "order_models", "order_versions"]
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
-_TAG_COMPARATORS = _KEY_VALUE - {"IS NULL", "IS NOT NULL"}
+_TAG_COMPARATORS = KEY_VALUE_COMPARATORS - {"IS NULL", "IS NOT NULL"}
 _PREFIXES = {
     **dict.fromkeys(("tag", "tags"), "tag"),
     **dict.fromkeys(("attribute", "attributes", "attr"), "attribute"),
 }
 
-_MODELS = _Vocabulary(
+_MODELS = Vocabulary(
     prefixes=_PREFIXES,
     entities=("attribute", "tag"),
     attributes={"name": "name"},
@@ -52,9 +52,9 @@ _MODELS = _Vocabulary(
     },
     numeric_attributes=frozenset(),
     list_attributes=frozenset({"name"}),
-    comparators={"tag": _TAG_COMPARATORS, "string": _STRING, "numeric": _NUMERIC},
+    comparators={"tag": _TAG_COMPARATORS, "string": STRING_COMPARATORS, "numeric": NUMERIC_COMPARATORS},
 )
-_VERSIONS = _Vocabulary(
+_VERSIONS = Vocabulary(
     prefixes=_PREFIXES,
     entities=("attribute", "tag"),
     attributes={key: key for key in ("name", "version_number", "run_id", "source_path")},
@@ -63,8 +63,8 @@ _VERSIONS = _Vocabulary(
     list_attributes=frozenset({"name", "run_id"}),
     comparators={
         "tag": _TAG_COMPARATORS,
-        "string": _STRING,
-        "numeric": _NUMERIC,
+        "string": STRING_COMPARATORS,
+        "numeric": NUMERIC_COMPARATORS,
         "source_path": frozenset({"=", "!=", "LIKE", "ILIKE"}),
     },
 )
@@ -82,10 +82,10 @@ _VERSION_ORDER = {
 }
 
 
-def _parse(filter_string: str | None, vocabulary: _Vocabulary) -> list[Comparison]:
+def _parse(filter_string: str | None, vocabulary: Vocabulary) -> list[Comparison]:
     if not filter_string or not filter_string.strip():
         return []
-    comparisons = [_validate(clause, vocabulary) for clause in _Parser(filter_string).filter()]
+    comparisons = [validate_clause(clause, vocabulary) for clause in Parser(filter_string).filter()]
     for comparison in comparisons:
         numeric = comparison.key in vocabulary.numeric_attributes and comparison.entity == "attribute"
         if numeric and isinstance(comparison.value, float):
@@ -95,7 +95,7 @@ def _parse(filter_string: str | None, vocabulary: _Vocabulary) -> list[Compariso
 
 def _tag_condition(model, owner_field: str, comparison: Comparison) -> Q:
     tags = model.objects.filter(**{owner_field: OuterRef("pk")}, key=comparison.key).filter(
-        _test("value", comparison.comparator, comparison.value)
+        condition("value", comparison.comparator, comparison.value)
     )
     return Q(Exists(tags))
 
@@ -113,14 +113,14 @@ def filter_models(queryset: QuerySet[RegisteredModel], filter_string: str | None
     conditions = [
         _tag_condition(RegisteredModelTag, "registered_model", c)
         if c.entity == "tag"
-        else _test("name", c.comparator, c.value)
+        else condition("name", c.comparator, c.value)
         for c in comparisons
     ]
     return _without_prompts(queryset.filter(*conditions), RegisteredModelTag, "registered_model", comparisons)
 
 
 def order_models(queryset: QuerySet[RegisteredModel], order_by: Sequence[str]) -> QuerySet[RegisteredModel]:
-    keys = _parse_order_by(order_by, _MODELS)
+    keys = parse_order_by(order_by, _MODELS)
     fields = [key.key if key.ascending else f"-{key.key}" for key in keys]
     if not any(key.key == "name" for key in keys):
         fields.append("name")
@@ -133,7 +133,7 @@ def filter_versions(queryset: QuerySet[ModelVersion], filter_string: str | None)
     conditions = [
         _tag_condition(ModelVersionTag, "model_version", c)
         if c.entity == "tag"
-        else _test(_VERSION_FIELDS[c.key], c.comparator, c.value)
+        else condition(_VERSION_FIELDS[c.key], c.comparator, c.value)
         for c in comparisons
     ]
     queryset = queryset.filter(*conditions)
@@ -146,7 +146,7 @@ def filter_versions(queryset: QuerySet[ModelVersion], filter_string: str | None)
 
 
 def order_versions(queryset: QuerySet[ModelVersion], order_by: Sequence[str]) -> QuerySet[ModelVersion]:
-    keys = _parse_order_by(order_by, _VERSIONS)
+    keys = parse_order_by(order_by, _VERSIONS)
     fields = [_VERSION_ORDER[key.key] if key.ascending else f"-{_VERSION_ORDER[key.key]}" for key in keys]
     seen = {key.key for key in keys}
     if "name" not in seen:

@@ -228,7 +228,7 @@ _OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 _ALL_COMPARATORS = "=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL"
 
 
-class _Parser:
+class Parser:
     """Recursive descent over the tokens of one filter string or one order_by clause.
 
     filter     := [comparison (AND comparison)*] END
@@ -434,14 +434,14 @@ def _literal_value(token: _Token) -> str | int | float:
 
 # --- Validation: clauses to comparisons, with MLflow's vocabulary -----------------------------
 
-_NUMERIC = frozenset(_OPERATORS)
-_KEY_VALUE = frozenset({"=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL"})
-_STRING = frozenset({"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"})
+NUMERIC_COMPARATORS = frozenset(_OPERATORS)
+KEY_VALUE_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL"})
+STRING_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"})
 _DATASET_KEYS = ("context", "digest", "name")
 
 
 @dataclass(frozen=True)
-class _Vocabulary:
+class Vocabulary:
     """What one kind of search accepts: entity prefixes, attribute keys and comparators."""
 
     prefixes: Mapping[str, str]  # as written → entity
@@ -456,7 +456,7 @@ class _Vocabulary:
 _RUN_ATTRIBUTES = {
     key: key for key in ("artifact_uri", "end_time", "run_id", "run_name", "start_time", "status", "user_id")
 }
-_RUNS = _Vocabulary(
+_RUNS = Vocabulary(
     prefixes={
         **dict.fromkeys(("metric", "metrics"), "metric"),
         **dict.fromkeys(("parameter", "parameters", "param", "params"), "parameter"),
@@ -474,16 +474,16 @@ _RUNS = _Vocabulary(
     numeric_attributes=frozenset({"start_time", "end_time"}),
     list_attributes=frozenset({"run_id"}),
     comparators={
-        "metric": _NUMERIC,
-        "parameter": _KEY_VALUE,
-        "tag": _KEY_VALUE,
-        "dataset": _STRING,
-        "numeric": _NUMERIC,
-        "string": _STRING,
+        "metric": NUMERIC_COMPARATORS,
+        "parameter": KEY_VALUE_COMPARATORS,
+        "tag": KEY_VALUE_COMPARATORS,
+        "dataset": STRING_COMPARATORS,
+        "numeric": NUMERIC_COMPARATORS,
+        "string": STRING_COMPARATORS,
     },
 )
 _EXPERIMENT_ATTRIBUTES = {key: key for key in ("name", "experiment_id", "creation_time", "last_update_time")}
-_EXPERIMENTS = _Vocabulary(
+_EXPERIMENTS = Vocabulary(
     prefixes={"attribute": "attribute", "tag": "tag", "tags": "tag"},
     entities=("attribute", "tag", "tags"),
     attributes=_EXPERIMENT_ATTRIBUTES,
@@ -491,22 +491,22 @@ _EXPERIMENTS = _Vocabulary(
     numeric_attributes=frozenset({"creation_time", "last_update_time"}),
     list_attributes=frozenset({"experiment_id"}),
     comparators={
-        "tag": _KEY_VALUE,
-        "numeric": _NUMERIC,
+        "tag": KEY_VALUE_COMPARATORS,
+        "numeric": NUMERIC_COMPARATORS,
         "name": frozenset({"=", "!=", "LIKE", "ILIKE"}),
         "experiment_id": frozenset({"=", "!=", "IN", "NOT IN"}),
     },
 )
 
 
-def _validate(clause: _Clause, vocabulary: _Vocabulary) -> Comparison:
+def validate_clause(clause: _Clause, vocabulary: Vocabulary) -> Comparison:
     entity, key = _resolve(clause.identifier, vocabulary, vocabulary.attributes)
     _check_comparator(entity, key, clause.comparator, vocabulary)
     value = _check_value(entity, key, clause.operand, vocabulary)
     return Comparison(entity, key, clause.comparator, value, clause.identifier.position)
 
 
-def _resolve(identifier: _Identifier, vocabulary: _Vocabulary, attributes: Mapping[str, str]) -> tuple[str, str]:
+def _resolve(identifier: _Identifier, vocabulary: Vocabulary, attributes: Mapping[str, str]) -> tuple[str, str]:
     entity = "attribute" if identifier.prefix is None else vocabulary.prefixes.get(identifier.prefix)
     if entity is None:
         raise SearchError(f"Invalid entity type '{identifier.prefix}'. Valid values are {list(vocabulary.entities)}")
@@ -521,14 +521,14 @@ def _resolve(identifier: _Identifier, vocabulary: _Vocabulary, attributes: Mappi
     return entity, identifier.key
 
 
-def _allowed_comparators(entity: str, key: str, vocabulary: _Vocabulary) -> frozenset[str]:
+def _allowed_comparators(entity: str, key: str, vocabulary: Vocabulary) -> frozenset[str]:
     if entity != "attribute":
         return vocabulary.comparators[entity]
     kind = "numeric" if key in vocabulary.numeric_attributes else "string"
     return vocabulary.comparators.get(key) or vocabulary.comparators[kind]
 
 
-def _check_comparator(entity: str, key: str, comparator: str, vocabulary: _Vocabulary) -> None:
+def _check_comparator(entity: str, key: str, comparator: str, vocabulary: Vocabulary) -> None:
     allowed = _allowed_comparators(entity, key, vocabulary)
     if comparator in allowed:
         return
@@ -542,7 +542,7 @@ def _check_comparator(entity: str, key: str, comparator: str, vocabulary: _Vocab
     raise SearchError(f"Invalid comparator '{comparator}' for {entity} '{key}': not one of {order}")
 
 
-def _check_value(entity: str, key: str, operand: _Operand, vocabulary: _Vocabulary) -> SearchValue:
+def _check_value(entity: str, key: str, operand: _Operand, vocabulary: Vocabulary) -> SearchValue:
     if operand is None:
         return None
     if isinstance(operand, tuple):
@@ -572,13 +572,13 @@ def parse_run_filter(filter_string: str) -> list[Comparison]:
     """The comparisons of a `search_runs` filter, validated as MLflow does; [] when blank.
 
     Raises SearchError on anything MLflow refuses (and on OR, which MLflow does not have)."""
-    return [_validate(clause, _RUNS) for clause in _Parser(filter_string).filter()]
+    return [validate_clause(clause, _RUNS) for clause in Parser(filter_string).filter()]
 
 
 def parse_experiment_filter(filter_string: str) -> list[Comparison]:
     """The comparisons of a `search_experiments` filter (name, experiment_id, creation_time,
     last_update_time and tags), validated as MLflow does; [] when blank."""
-    return [_experiment_values(_validate(clause, _EXPERIMENTS)) for clause in _Parser(filter_string).filter()]
+    return [_experiment_values(validate_clause(clause, _EXPERIMENTS)) for clause in Parser(filter_string).filter()]
 
 
 def _experiment_values(comparison: Comparison) -> Comparison:
@@ -601,10 +601,10 @@ def _experiment_id(text: str) -> int:
         raise SearchError(f"Invalid experiment ID '{text}'. Experiment ID must be a valid integer.")
 
 
-def _parse_order_by(order_by: Sequence[str] | None, vocabulary: _Vocabulary) -> list[OrderKey]:
+def parse_order_by(order_by: Sequence[str] | None, vocabulary: Vocabulary) -> list[OrderKey]:
     keys: list[OrderKey] = []
     for clause in order_by or ():
-        identifier, ascending = _Parser(clause).order_by()
+        identifier, ascending = Parser(clause).order_by()
         entity, key = _resolve(identifier, vocabulary, vocabulary.order_attributes)
         if entity == "dataset":
             raise SearchError(f"Invalid order_by entity type 'dataset' in '{clause}'")
@@ -699,7 +699,7 @@ _LOOKUPS: Mapping[str, type[Lookup]] = {
 }
 
 
-def _test(field: str, comparator: str, value: SearchValue | Expression) -> Q:
+def condition(field: str, comparator: str, value: SearchValue | Expression) -> Q:
     """`field <comparator> value` as a condition; NULL never matches, as in SQL."""
     if comparator == "NOT IN":  # NOT (NULL IN (...)) is NULL: a null column does not match
         return ~Q(In(F(field), list(value)))
@@ -745,7 +745,7 @@ def _metric_condition(comparison: Comparison) -> Q:
         # LatestMetric: NULL failing the test is IEEE's answer.
         lookup = f"{_metric_alias(comparison.key)}__value__{_NUMERIC_LOOKUPS[comparison.comparator]}"
         return Q(**{lookup: comparison.value})
-    not_equal = _test("value", "!=", comparison.value) | Q(is_nan=True)  # NaN != x holds, as in MLflow
+    not_equal = condition("value", "!=", comparison.value) | Q(is_nan=True)  # NaN != x holds, as in MLflow
     return Q(Exists(LatestMetric.objects.filter(not_equal, run=OuterRef("pk"), key=comparison.key)))
 
 
@@ -772,11 +772,13 @@ def _key_value_condition(rows: QuerySet, comparison: Comparison) -> Q:
         return ~Q(Exists(rows))
     if comparison.comparator == "IS NOT NULL":
         return Q(Exists(rows))
-    return Q(Exists(rows.filter(_test("value", comparison.comparator, comparison.value))))
+    return Q(Exists(rows.filter(condition("value", comparison.comparator, comparison.value))))
 
 
 def _dataset_condition(comparison: Comparison) -> Q:
-    inputs = RunInput.objects.filter(_test(comparison.key, comparison.comparator, comparison.value), run=OuterRef("pk"))
+    inputs = RunInput.objects.filter(
+        condition(comparison.key, comparison.comparator, comparison.value), run=OuterRef("pk")
+    )
     if comparison.key == "context":  # a blank context is no context: it matches nothing, `!=` included
         inputs = inputs.exclude(context="")
     return Q(Exists(inputs))
@@ -787,13 +789,13 @@ _RUN_FIELDS = {"run_id": "run_uuid", "run_name": "name", "user_id": "user__usern
 
 def _run_attribute_condition(comparison: Comparison) -> Q:
     if comparison.key == "user_id":
-        users = get_user_model().objects.filter(_test("username", comparison.comparator, comparison.value))
+        users = get_user_model().objects.filter(condition("username", comparison.comparator, comparison.value))
         return Q(user__in=users.values("pk"))
     field = _RUN_FIELDS.get(comparison.key, comparison.key)
     value = comparison.value
     if comparison.key in _RUNS.numeric_attributes:
         value = _integer_column_operand(value)
-    test = _test(field, comparison.comparator, value)
+    test = condition(field, comparison.comparator, value)
     if comparison.key == "run_name":  # a blank name is no name (MLflow's missing runName tag)
         test &= ~Q(name="")
     return test
@@ -814,7 +816,7 @@ def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> Query
     Missing metrics, params and tags (and null attributes) sort last in both directions; NaN
     metrics sort after every number and before missing ones, as in MLflow's stores. Raises
     SearchError on an invalid or duplicated clause."""
-    keys = _parse_order_by(order_by, _RUNS)
+    keys = parse_order_by(order_by, _RUNS)
     relations: dict[str, FilteredRelation] = {}
     ordering: list[OrderBy] = []
     for index, key in enumerate(keys):
@@ -873,7 +875,7 @@ def filter_experiments(queryset: QuerySet[Experiment], filter_string: str | None
 def _experiment_condition(comparison: Comparison) -> Q:
     if comparison.entity == "attribute":
         field = _EXPERIMENT_FIELDS.get(comparison.key, comparison.key)
-        return _test(field, comparison.comparator, comparison.value)
+        return condition(field, comparison.comparator, comparison.value)
     tags = ExperimentTag.objects.filter(experiment=OuterRef("pk"), key=comparison.key)
     return _key_value_condition(tags, comparison)
 
@@ -885,7 +887,7 @@ def order_experiments(queryset: QuerySet[Experiment], order_by: Sequence[str] | 
     """`queryset` ordered by `search_experiments` order_by clauses (name, experiment_id,
     creation_time, last_update_time); MLflow's default is creation_time DESC, experiment_id ASC.
     Ends with experiment_id DESC as tie-breaker unless already ordered by it."""
-    keys = _parse_order_by(order_by or _DEFAULT_EXPERIMENT_ORDER, _EXPERIMENTS)
+    keys = parse_order_by(order_by or _DEFAULT_EXPERIMENT_ORDER, _EXPERIMENTS)
     for key in keys:
         if key.entity != "attribute":
             raise SearchError(f"Invalid order_by entity: {key.entity}")
@@ -907,14 +909,14 @@ _LOGGED_MODEL_FIELDS = {
     "creation_time": "creation_timestamp",
     "last_updated_timestamp": "last_updated_timestamp",
 }
-_LOGGED_MODELS = _Vocabulary(
+_LOGGED_MODELS = Vocabulary(
     prefixes={"attribute": "attribute", "attributes": "attribute"},
     entities=("attribute",),
     attributes={key: key for key in _LOGGED_MODEL_FIELDS},
     order_attributes={key: key for key in _LOGGED_MODEL_FIELDS},
     numeric_attributes=frozenset({"creation_timestamp", "creation_time", "last_updated_timestamp"}),
     list_attributes=frozenset({"name", "model_id", "source_run_id", "status"}),
-    comparators={"numeric": _NUMERIC, "string": _STRING},
+    comparators={"numeric": NUMERIC_COMPARATORS, "string": STRING_COMPARATORS},
 )
 
 
@@ -925,7 +927,7 @@ def filter_logged_models(queryset: QuerySet[LoggedModel], filter_string: str | N
     refused with a SearchError: the logged model's params and tags are not searchable here."""
     if not filter_string or not filter_string.strip():
         return queryset
-    comparisons = [_validate(clause, _LOGGED_MODELS) for clause in _Parser(filter_string).filter()]
+    comparisons = [validate_clause(clause, _LOGGED_MODELS) for clause in Parser(filter_string).filter()]
     return queryset.filter(
-        *[_test(_LOGGED_MODEL_FIELDS[item.key], item.comparator, item.value) for item in comparisons]
+        *[condition(_LOGGED_MODEL_FIELDS[item.key], item.comparator, item.value) for item in comparisons]
     )

@@ -188,11 +188,12 @@ def test_queries_do_not_grow_with_the_graph(users, client, django_assert_max_num
         counts.append(len(queries))
     assert len(graph["nodes"]) == 1 + 6 * 8
     assert counts[0] == counts[1]
-    # One per hop and direction, the nodes, the runs, and the user's teams.
-    with django_assert_max_num_queries(9):
+    # One per hop upstream, two per hop downstream (flows and the runs that read the datasets),
+    # the nodes, the OpenLineage runs, and the user's teams.
+    with django_assert_max_num_queries(12):
         dataset_graph(scientist, large, depth=3)
     client.force_login(scientist)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(18):
         assert client.get(f"/lineage/datasets/{large.slug}/").status_code == 200
 
 

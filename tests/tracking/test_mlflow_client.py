@@ -3,6 +3,7 @@ MLFLOW_TRACKING_URI pointing here and MLFLOW_TRACKING_TOKEN set to a personal to
 
 import math
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -121,7 +122,7 @@ def test_artifacts_upload_list_and_download(users, client_for, tmp_path):
     target.mkdir()
     local = client.download_artifacts(run.info.run_id, "", str(target))
     assert (target / "weights.bin").read_bytes() == payload
-    assert open(os.path.join(local, "plots", "curve.csv")).read() == "x,y\n1,2\n"
+    assert Path(local, "plots", "curve.csv").read_text() == "x,y\n1,2\n"
 
 
 def test_search_filters_orders_and_paginates(users, client_for):
