@@ -7,8 +7,11 @@ from typing import Any
 
 from django import forms
 
-from apps.registry import cards
+from apps.accounts.models import Team, User
+from apps.registry import cards, services
+from apps.registry.models import ModelVersion, RegisteredModel
 from apps.registry.page_selectors import MODEL_SORTS, STAGE_FILTERS
+from apps.tracking.errors import TrackingError
 
 
 class ModelListForm(forms.Form):
@@ -172,3 +175,67 @@ def section_changes(section: str, data) -> dict[str, Any]:
             rows.append(dict(zip(cards.METRIC_KEYS, cells, strict=True)))
         return {"metrics": rows}
     return {section: get(section)}
+
+
+# --- Settings -----------------------------------------------------------------------------------
+
+
+class ModelSettingsForm(forms.Form):
+    name = forms.CharField(max_length=256)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}), max_length=100_000)
+    visibility = forms.ChoiceField(choices=RegisteredModel.Visibility.choices)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="No team")
+
+    def __init__(self, *args, teams=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if teams is not None:
+            self.fields["team"].queryset = teams
+
+    def clean_name(self) -> str:
+        # MLflow's name rules, as the service checks them, so the message sits by the field.
+        try:
+            return services.model_name(self.cleaned_data["name"])
+        except TrackingError as exc:
+            raise forms.ValidationError(exc.message)
+
+    def clean_description(self) -> str:
+        return (self.cleaned_data.get("description") or "").replace("\r\n", "\n")
+
+
+class ModelShareForm(forms.Form):
+    username = forms.CharField(required=False, max_length=150, label="User name")
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="— or a team —")
+    level = forms.ChoiceField(
+        required=False,
+        initial="view",
+        choices=[
+            ("view", "View"),
+            ("change", "Change: register versions, edit cards, move aliases"),
+            ("request_deployment", "Request deployment"),
+        ],
+    )
+
+    def __init__(self, *args, active_only: bool = True, **kwargs):
+        # Taking a share back also works for someone who has since left (an inactive user).
+        super().__init__(*args, **kwargs)
+        self.active_only = active_only
+
+    def clean(self):
+        data = super().clean()
+        username, team = (data.get("username") or "").strip(), data.get("team")
+        if bool(username) == bool(team):
+            raise forms.ValidationError("Choose one user or one team.")
+        if username:
+            users = User.objects.filter(username=username)
+            user = (users.filter(is_active=True) if self.active_only else users).first()
+            if user is None:
+                raise forms.ValidationError(f"No active user named {username!r}.")
+            data["user"] = user
+        return data
+
+
+class StageTransitionForm(forms.Form):
+    stage = forms.ChoiceField(choices=ModelVersion.Stage.choices)
+    archive_existing_versions = forms.BooleanField(
+        required=False, label="Move other versions in this stage to Archived"
+    )

@@ -171,3 +171,77 @@ def can_read_version_artifact(user, key: str) -> bool:
     parts = key.split("/")
     roots = [artifacts.URI_SCHEME + "/".join(parts[:end]) for end in range(2, len(parts) + 1)]
     return visible_versions(user).filter(storage_location__in=roots).exists()
+
+
+def model_shares(model: RegisteredModel) -> list[dict]:
+    """Who the model is explicitly shared with and what each may do: users then teams, each
+    `{kind, grantee, codenames}` (two queries)."""
+    from apps.accounts.models import Team
+
+    shares: dict[tuple[str, int], dict] = {}
+    for row in RegisteredModelUserObjectPermission.objects.filter(content_object=model).select_related(
+        "user", "permission"
+    ):
+        entry = shares.setdefault(("user", row.user_id), {"kind": "user", "grantee": row.user, "codenames": set()})
+        entry["codenames"].add(row.permission.codename)
+    group_rows = list(
+        RegisteredModelGroupObjectPermission.objects.filter(content_object=model).select_related("permission")
+    )
+    teams = {team.group_id: team for team in Team.objects.filter(group_id__in={row.group_id for row in group_rows})}
+    for row in group_rows:
+        team = teams.get(row.group_id)
+        if team is None:
+            continue
+        entry = shares.setdefault(("team", team.pk), {"kind": "team", "grantee": team, "codenames": set()})
+        entry["codenames"].add(row.permission.codename)
+    return sorted(shares.values(), key=lambda entry: (entry["kind"] != "user", str(entry["grantee"]).lower()))
+
+
+_SHARE_LABELS = {
+    "view_registeredmodel": "view",
+    "change_registeredmodel": "change (versions, cards, aliases)",
+    "request_deployment_registeredmodel": "request deployment",
+}
+
+
+def model_access(model: RegisteredModel) -> list[dict]:
+    """The settings page's "who has access" rows: the owner, the team (and its lead), the
+    organisation when the model is visible to it, then the explicit shares. Each row is
+    `{kind, grantee, access: [labels]}` (kind: owner, team, lead, organisation, shared_user,
+    shared_team; shares also carry their codenames and are removable). Admins always have
+    every right."""
+    rows = [{"kind": "owner", "grantee": model.owner, "access": ["manage", "change", "request deployment"]}]
+    if model.team_id:
+        rows.append(
+            {
+                "kind": "team",
+                "grantee": model.team,
+                "access": ["view", "change and request deployment as their roles allow"],
+            }
+        )
+        if model.team.lead_id and model.team.lead_id != model.owner_id:
+            rows.append({"kind": "lead", "grantee": model.team.lead, "access": ["manage (team lead)"]})
+    if model.visibility == RegisteredModel.Visibility.ORGANISATION:
+        rows.append({"kind": "organisation", "grantee": "Everyone in the organisation", "access": ["view"]})
+    for share in model_shares(model):
+        rows.append(
+            {
+                "kind": f"shared_{share['kind']}",
+                "grantee": share["grantee"],
+                "access": [label for codename, label in _SHARE_LABELS.items() if codename in share["codenames"]],
+                "codenames": share["codenames"],
+                "removable": True,
+            }
+        )
+    return rows
+
+
+def teams_for_model_settings(user, model: RegisteredModel):
+    """Teams a model may be given to: the manager's own (every team for admins), plus its
+    current one so the form can keep it."""
+    from apps.accounts.models import Team
+
+    teams = Team.objects.all() if permissions.is_admin(user) else Team.objects.filter(group__user=user)
+    if model.team_id:
+        teams = teams | Team.objects.filter(pk=model.team_id)
+    return teams.distinct().order_by("name")

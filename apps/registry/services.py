@@ -211,38 +211,6 @@ def delete_registered_model_tag(*, by: User, model: RegisteredModel, key: str) -
         )
 
 
-def share_model(
-    *,
-    by: User,
-    model: RegisteredModel,
-    permission: str,
-    user: User | None = None,
-    team: Team | None = None,
-    grant: bool = True,
-) -> None:
-    """Grant (or take back) one permission on the model to a user or a team: view, change or
-    request a deployment of it."""
-    allowed = ("view_registeredmodel", "change_registeredmodel", "request_deployment_registeredmodel")
-    if permission not in allowed:
-        raise validation.invalid_value("permission", permission, f"choose one of {list(allowed)}")
-    if (user is None) == (team is None):
-        raise InvalidParameter("Share with exactly one user or one team.")
-    _require_manage(by, model)
-    grantee = user if user is not None else team.group
-    with transaction.atomic():
-        (assign_perm if grant else remove_perm)(f"registry.{permission}", grantee, model)
-        audit.record(
-            actor=by,
-            action="registry.model.shared" if grant else "registry.model.unshared",
-            target=model,
-            after={
-                "permission": permission,
-                "user": user.username if user else None,
-                "team": team.name if team else None,
-            },
-        )
-
-
 # --- Model versions ---------------------------------------------------------------------------
 
 
@@ -896,3 +864,94 @@ def _model_snap(model: RegisteredModel) -> dict[str, Any]:
 
 def _version_snap(version: ModelVersion) -> dict[str, Any]:
     return audit.snapshot(version, VERSION_FIELDS)
+
+
+# --- Settings page ----------------------------------------------------------------------------
+
+# What each share level of the settings page grants. Every level brings view with it: a
+# change or deployment share the grantee cannot see would do nothing (visibility is view only).
+SHARE_LEVELS: dict[str, tuple[str, ...]] = {
+    "view": ("view_registeredmodel",),
+    "change": ("view_registeredmodel", "change_registeredmodel"),
+    "request_deployment": ("view_registeredmodel", "request_deployment_registeredmodel"),
+}
+_SHARE_CODENAMES = ("view_registeredmodel", "change_registeredmodel", "request_deployment_registeredmodel")
+
+
+def update_model_settings(
+    *, by: User, model: RegisteredModel, name: str, description: str, visibility: str, team: Team | None
+) -> RegisteredModel:
+    """The settings page's details form: rename (when the name changed) and set description,
+    visibility and team, all in one transaction so a refused part saves nothing. Audited as
+    rename_registered_model and update_registered_model audit."""
+    _require_manage(by, model)
+    original = {field: getattr(model, field) for field in ("name", "description", "visibility", "team")}
+    team_changed = (team.pk if team else None) != model.team_id
+    try:
+        with transaction.atomic():
+            if name != model.name:
+                rename_registered_model(by=by, model=model, new_name=name)
+            if description != model.description or visibility != model.visibility or team_changed:
+                update_registered_model(
+                    by=by,
+                    model=model,
+                    description=description,
+                    visibility=visibility,
+                    team=team if team_changed else None,
+                    clear_team=team_changed and team is None,
+                )
+    except Exception:
+        for field, value in original.items():
+            setattr(model, field, value)
+        raise
+    return model
+
+
+def share_model_at_level(
+    *, by: User, model: RegisteredModel, level: str, user: User | None = None, team: Team | None = None
+) -> None:
+    """Share the model with a user or a team at one of SHARE_LEVELS (view; change: register
+    versions, edit cards, move aliases; request deployment), view included. Adds to what the
+    grantee already has."""
+    if level not in SHARE_LEVELS:
+        raise validation.invalid_value("level", level, f"choose one of {list(SHARE_LEVELS)}")
+    if (user is None) == (team is None):
+        raise InvalidParameter("Share with exactly one user or one team.")
+    _require_manage(by, model)
+    grantee = user if user is not None else team.group
+    with transaction.atomic():
+        for codename in SHARE_LEVELS[level]:
+            assign_perm(f"registry.{codename}", grantee, model)
+        audit.record(
+            actor=by,
+            action="registry.model.shared",
+            target=model,
+            after={
+                "permission": level,
+                "granted": list(SHARE_LEVELS[level]),
+                "user": user.username if user else None,
+                "team": team.name if team else None,
+            },
+        )
+
+
+def unshare_model(*, by: User, model: RegisteredModel, user: User | None = None, team: Team | None = None) -> None:
+    """Take back every share of the model from a user or a team (owner, team and organisation
+    access are not shares: change those with the details form)."""
+    if (user is None) == (team is None):
+        raise InvalidParameter("Unshare from exactly one user or one team.")
+    _require_manage(by, model)
+    grantee = user if user is not None else team.group
+    with transaction.atomic():
+        for codename in _SHARE_CODENAMES:
+            remove_perm(f"registry.{codename}", grantee, model)
+        audit.record(
+            actor=by,
+            action="registry.model.unshared",
+            target=model,
+            after={
+                "permission": "all",
+                "user": user.username if user else None,
+                "team": team.name if team else None,
+            },
+        )

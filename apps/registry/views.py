@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,8 +20,11 @@ from apps.registry.forms import (
     EDITABLE_SECTIONS,
     AliasForm,
     ModelListForm,
+    ModelSettingsForm,
+    ModelShareForm,
     RegisterVersionForm,
     SliceImportForm,
+    StageTransitionForm,
     section_changes,
     section_fields,
     section_initial,
@@ -28,7 +32,7 @@ from apps.registry.forms import (
 from apps.registry.models import ModelVersion, RegisteredModel
 from apps.tracking import charts
 from apps.tracking import selectors as tracking_selectors
-from apps.tracking.errors import TrackingError
+from apps.tracking.errors import AlreadyExists, TrackingError
 
 MODELS_PER_PAGE = 25
 
@@ -91,6 +95,7 @@ def model_detail(request: HttpRequest, model: str) -> HttpResponse:
         "created_at": _when(registered.creation_timestamp),
         "updated_at": _when(registered.last_updated_timestamp),
         "can_change": permissions.can_change(request.user, registered),
+        "can_manage": permissions.can_manage(request.user, registered),
         "alias_form": AliasForm(),
     }
     return render(request, "registry/model_detail.html", context)
@@ -100,9 +105,21 @@ def model_detail(request: HttpRequest, model: str) -> HttpResponse:
 @require_GET
 def version_detail(request: HttpRequest, model: str, version: int) -> HttpResponse:
     registered, found = _version_or_404(request, model, version)
-    document = exports.card_document(request.user, registered, found)
     if request.GET.get("print") == "1":
-        return _print_response(request, document)
+        return _print_response(request, exports.card_document(request.user, registered, found))
+    return _version_page(request, registered, found)
+
+
+def _version_page(
+    request: HttpRequest,
+    registered: RegisteredModel,
+    found: ModelVersion,
+    *,
+    stage_form: StageTransitionForm | None = None,
+    stage_error: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    document = exports.card_document(request.user, registered, found)
     run_visible = bool(found.run_id) and bool(page_selectors.visible_run_ids(request.user, [found.run]))
     figures, truncated = [], False
     if run_visible:
@@ -118,6 +135,9 @@ def version_detail(request: HttpRequest, model: str, version: int) -> HttpRespon
         "history_truncated": truncated,
         "created_at": _when(found.creation_timestamp),
         "can_change": permissions.can_change(request.user, registered),
+        "can_manage": permissions.can_manage(request.user, registered),
+        "stage_form": stage_form or StageTransitionForm(initial={"stage": found.current_stage}),
+        "stage_error": stage_error,
         "sections": [(key, cards.SECTIONS[key]) for key in EDITABLE_SECTIONS],
         "other_versions": list(
             ModelVersion.objects.filter(registered_model=registered, is_deleted=False)
@@ -131,7 +151,138 @@ def version_detail(request: HttpRequest, model: str, version: int) -> HttpRespon
             ("Outputs", page_selectors.signature_columns(found.signature_outputs)),
         ],
     }
-    return render(request, "registry/version_detail.html", context)
+    return render(request, "registry/version_detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def version_stage(request: HttpRequest, model: str, version: int) -> HttpResponse:
+    """Move a version to a stage (services.transition_stage); errors back on the version page."""
+    registered, found = _version_or_404(request, model, version)
+    if not permissions.can_change(request.user, registered):
+        raise PermissionDenied("You may not change this model's versions.")
+    form = StageTransitionForm(request.POST)
+    error = None
+    if not form.is_valid():
+        error = "Choose one of the stages None, Staging, Production or Archived."
+    else:
+        try:
+            services.transition_stage(
+                by=request.user,
+                version=found,
+                stage=form.cleaned_data["stage"],
+                archive_existing_versions=form.cleaned_data["archive_existing_versions"],
+            )
+        except TrackingError as exc:
+            error = exc.message
+    if error is None:
+        messages.success(request, f"Version {found.version} moved to {found.current_stage}.")
+        return redirect("registry:version", registered.name, found.version)
+    found = page_selectors.version_page_data(registered, found.version)
+    return _version_page(request, registered, found, stage_form=form, stage_error=error, status=400)
+
+
+@login_required
+@require_POST
+def version_delete(request: HttpRequest, model: str, version: int) -> HttpResponse:
+    """Delete a version (services.delete_model_version: hidden for good, its number never
+    reused, its aliases dropped). The owner, the team lead and admins."""
+    registered, found = _version_or_404(request, model, version)
+    if not permissions.can_manage(request.user, registered):
+        raise PermissionDenied("Only the owner, the team lead or an admin may delete versions.")
+    try:
+        services.delete_model_version(by=request.user, version=found)
+    except TrackingError as exc:
+        messages.error(request, exc.message)
+        return redirect("registry:version", registered.name, found.version)
+    messages.success(request, f"Version {found.version} of {registered.name} deleted.")
+    return redirect("registry:model", registered.name)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def model_settings(request: HttpRequest, model: str) -> HttpResponse:
+    """Rename, describe, change visibility or team, share and delete a model: the owner, the
+    team lead and admins. Others who can see the model get 403; the rest 404. Every write goes
+    through services; errors come back inline and nothing is saved then."""
+    registered = _model_or_404(request, model)
+    if not permissions.can_manage(request.user, registered):
+        raise PermissionDenied("Only the owner, the team lead or an admin may change this model's settings.")
+    teams = selectors.teams_for_model_settings(request.user, registered)
+    settings_form = ModelSettingsForm(
+        initial={
+            "name": registered.name,
+            "description": registered.description,
+            "visibility": registered.visibility,
+            "team": registered.team_id,
+        },
+        teams=teams,
+    )
+    share_form = ModelShareForm(initial={"level": "view"})
+    delete_error = None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "update":
+            settings_form = ModelSettingsForm(request.POST, teams=teams)
+            if settings_form.is_valid():
+                data = settings_form.cleaned_data
+                try:
+                    services.update_model_settings(
+                        by=request.user,
+                        model=registered,
+                        name=data["name"],
+                        description=data["description"],
+                        visibility=data["visibility"],
+                        team=data["team"],
+                    )
+                except AlreadyExists as exc:
+                    settings_form.add_error("name", exc.message)
+                except TrackingError as exc:
+                    settings_form.add_error(None, exc.message)
+                else:
+                    messages.success(request, "Model updated.")
+                    return redirect("registry:model_settings", registered.name)
+        elif action in ("share", "unshare"):
+            share_form = ModelShareForm(request.POST, active_only=action == "share")
+            if share_form.is_valid():
+                data = share_form.cleaned_data
+                try:
+                    if action == "share":
+                        services.share_model_at_level(
+                            by=request.user,
+                            model=registered,
+                            level=data.get("level") or "view",
+                            user=data.get("user"),
+                            team=data.get("team"),
+                        )
+                    else:
+                        services.unshare_model(
+                            by=request.user, model=registered, user=data.get("user"), team=data.get("team")
+                        )
+                except TrackingError as exc:
+                    share_form.add_error(None, exc.message)
+                else:
+                    messages.success(request, "Sharing updated.")
+                    return redirect("registry:model_settings", registered.name)
+        elif action == "delete":
+            try:
+                services.delete_registered_model(by=request.user, model=registered)
+            except TrackingError as exc:
+                delete_error = exc.message
+            else:
+                messages.success(request, f"Model {registered.name} deleted with its versions.")
+                return redirect("registry:model_list")
+        else:
+            return HttpResponseBadRequest("Unknown action.")
+    context = {
+        "model": registered,
+        "settings_form": settings_form,
+        "share_form": share_form,
+        "access": selectors.model_access(registered),
+        "delete_error": delete_error,
+        "version_count": ModelVersion.objects.filter(registered_model=registered, is_deleted=False).count(),
+    }
+    return render(request, "registry/model_settings.html", context, status=400 if request.method == "POST" else 200)
 
 
 @login_required
