@@ -131,7 +131,13 @@ def _metrics(rng: random.Random, run) -> list:
         value = None if nan else rng.random()
         rows.append(
             LatestMetric(
-                run=run, key=key, value=value, is_nan=nan, timestamp=run.start_time + 100, step=rng.randrange(50)
+                run=run,
+                experiment_id=run.experiment_id,
+                key=key,
+                value=value,
+                is_nan=nan,
+                timestamp=run.start_time + 100,
+                step=rng.randrange(50),
             )
         )
     return rows

@@ -601,8 +601,9 @@ def search_runs(user, params: Params) -> dict:
     )
     runs = _by_lifecycle(Run.objects.filter(experiment_id__in=visible_ids), _view_type(params, "run_view_type"))
     try:
-        runs = search.filter_runs(runs, params.text("filter"))
-        runs = search.order_runs(runs, params.strings("order_by"))
+        experiments = sorted(visible_ids)
+        runs = search.filter_runs(runs, params.text("filter"), experiment_ids=experiments)
+        runs = search.order_runs(runs, params.strings("order_by"), experiment_ids=experiments)
     except search.SearchError as exc:
         raise _search_error(exc)
     page, token = _paged(_with_run_data(runs), offset, max_results)

@@ -172,6 +172,9 @@ class LatestMetric(models.Model):
     never scan the history."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics")
+    # The run's experiment, copied (runs never move): search walks (experiment, key, value) in
+    # value order, so a small experiment is not searched through a big one's metrics.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField(null=True)
     is_nan = models.BooleanField(default=False)
@@ -180,7 +183,7 @@ class LatestMetric(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="latest_metric_key_unique")]
-        indexes = [models.Index(fields=["key", "value"], name="latest_metric_key_value_idx")]
+        indexes = [models.Index(fields=["experiment", "key", "value"], name="latestmetric_exp_key_val_idx")]
 
     def __str__(self) -> str:
         return f"{self.key}@{self.step}"

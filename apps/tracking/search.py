@@ -710,18 +710,24 @@ def condition(field: str, comparator: str, value: SearchValue | Expression) -> Q
 # --- Compiling runs ---------------------------------------------------------------------------
 
 
-def filter_runs(queryset: QuerySet[Run], filter_string: str | None) -> QuerySet[Run]:
+def filter_runs(
+    queryset: QuerySet[Run], filter_string: str | None, *, experiment_ids: Sequence[int] | None = None
+) -> QuerySet[Run]:
     """`queryset` narrowed by a `search_runs` filter string; unchanged when it is blank.
 
     Each comparison is a test on the run row, an EXISTS on a child table, or, for a metric
     compared with anything but `!=`, a test on the run's one LatestMetric row of that key
     (an inner join on a unique key, so runs are never repeated), which `order_runs` reuses to
     read the metric in index order. The result is one SQL query. Raises SearchError for a
-    filter MLflow would refuse."""
+    filter MLflow would refuse.
+
+    `experiment_ids`, when the caller knows them (search_runs always does), narrows the metric
+    join to those experiments, so the database walks (experiment, key, value) and a small
+    experiment is not searched through a big one's metrics."""
     if not filter_string or not filter_string.strip():
         return queryset
     comparisons = parse_run_filter(filter_string)
-    joined = {_metric_alias(c.key): _metric_relation(c.key) for c in comparisons if _joins_metric(c)}
+    joined = {_metric_alias(c.key): _metric_relation(c.key, experiment_ids) for c in comparisons if _joins_metric(c)}
     return queryset.alias(**joined).filter(*[_run_condition(comparison) for comparison in comparisons])
 
 
@@ -761,8 +767,14 @@ def _metric_alias(key: str) -> str:
     return "search_metric_" + hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
 
 
-def _metric_relation(key: str) -> FilteredRelation:
-    return FilteredRelation("latest_metrics", condition=Q(latest_metrics__key=key))
+def _metric_relation(key: str, experiment_ids: Sequence[int] | None) -> FilteredRelation:
+    return FilteredRelation("latest_metrics", condition=Q(latest_metrics__key=key) & _in_experiments(experiment_ids))
+
+
+def _in_experiments(experiment_ids: Sequence[int] | None) -> Q:
+    if experiment_ids is None:
+        return Q()
+    return Q(latest_metrics__experiment_id__in=list(experiment_ids))
 
 
 def _key_value_condition(rows: QuerySet, comparison: Comparison) -> Q:
@@ -809,7 +821,9 @@ def _integer_column_operand(value: SearchValue) -> SearchValue | Expression:
     return int(value) if isinstance(value, float) else value
 
 
-def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> QuerySet[Run]:
+def order_runs(
+    queryset: QuerySet[Run], order_by: Sequence[str] | None, *, experiment_ids: Sequence[int] | None = None
+) -> QuerySet[Run]:
     """`queryset` ordered by `search_runs` order_by clauses, then by MLflow's tie-breakers
     (start_time DESC unless ordered by it, then run id), so offsets page stably.
 
@@ -828,7 +842,7 @@ def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> Query
             ordering.append(_order(f"{_metric_alias(key.key)}__value", key.ascending, nullable=False))
         else:
             alias = f"search_order_{index}"
-            relations[alias] = _child_relation(key)
+            relations[alias] = _child_relation(key, experiment_ids)
             ordering.extend(_child_ordering(alias, key))
     if not any((key.entity, key.key) == ("attribute", "start_time") for key in keys):
         ordering.append(F("start_time").desc())
@@ -839,10 +853,13 @@ def order_runs(queryset: QuerySet[Run], order_by: Sequence[str] | None) -> Query
 _CHILD_RELATIONS = {"metric": "latest_metrics", "parameter": "params", "tag": "tags"}
 
 
-def _child_relation(key: OrderKey) -> FilteredRelation:
+def _child_relation(key: OrderKey, experiment_ids: Sequence[int] | None) -> FilteredRelation:
     # (run, key) is unique in each child table, so this LEFT JOIN never multiplies runs.
     relation = _CHILD_RELATIONS[key.entity]
-    return FilteredRelation(relation, condition=Q(**{f"{relation}__key": key.key}))
+    condition_ = Q(**{f"{relation}__key": key.key})
+    if key.entity == "metric":
+        condition_ &= _in_experiments(experiment_ids)
+    return FilteredRelation(relation, condition=condition_)
 
 
 def _child_ordering(alias: str, key: OrderKey) -> list[OrderBy]:

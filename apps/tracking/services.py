@@ -548,11 +548,13 @@ def _upsert_latest(run: Run, rows: list[Metric]) -> None:
     SQLite (3.24+)."""
     q = connection.ops.quote_name
     table = q(LatestMetric._meta.db_table)
-    run_id, key, value, is_nan, stamp, step = (q(c) for c in ("run_id", "key", "value", "is_nan", "timestamp", "step"))
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    run_id, experiment_id, key, value, is_nan, stamp, step = (
+        q(c) for c in ("run_id", "experiment_id", "key", "value", "is_nan", "timestamp", "step")
+    )
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     # Only quoted identifiers are formatted in; every value is a parameter.
     sql = (
-        f"INSERT INTO {table} ({run_id}, {key}, {value}, {is_nan}, {stamp}, {step}) VALUES {values} "  # noqa: S608
+        f"INSERT INTO {table} ({run_id}, {experiment_id}, {key}, {value}, {is_nan}, {stamp}, {step}) VALUES {values} "  # noqa: S608
         f"ON CONFLICT ({run_id}, {key}) DO UPDATE SET {value} = excluded.{value}, {is_nan} = excluded.{is_nan}, "
         f"{stamp} = excluded.{stamp}, {step} = excluded.{step} "
         f"WHERE excluded.{step} > {table}.{step} OR (excluded.{step} = {table}.{step} AND ("
@@ -561,7 +563,7 @@ def _upsert_latest(run: Run, rows: list[Metric]) -> None:
     )
     params: list[Any] = []
     for row in rows:
-        params += [run.pk, row.key, row.value, row.is_nan, row.timestamp, row.step]
+        params += [run.pk, run.experiment_id, row.key, row.value, row.is_nan, row.timestamp, row.step]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

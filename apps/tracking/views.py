@@ -71,13 +71,15 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     error = None
     if choice["filter"]:
         try:
-            runs = filter_runs(runs, choice["filter"])
+            runs = filter_runs(runs, choice["filter"], experiment_ids=[experiment.pk])
         except SearchError as exc:
             error = str(exc)
     sort = choice["sort"]
     if sort:
         try:
-            runs = order_runs(runs, [order_by_clause(sort, descending=choice["descending"])])
+            runs = order_runs(
+                runs, [order_by_clause(sort, descending=choice["descending"])], experiment_ids=[experiment.pk]
+            )
         except SearchError as exc:
             error, sort = error or str(exc), None
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))

@@ -83,7 +83,12 @@ def make_run(
             points.append(Metric(run=run, key=key, value=value, timestamp=start + step * 1000, step=step))
         latest.append(
             LatestMetric(
-                run=run, key=key, value=history[-1], timestamp=start + (len(history) - 1) * 1000, step=len(history) - 1
+                run=run,
+                experiment_id=run.experiment_id,
+                key=key,
+                value=history[-1],
+                timestamp=start + (len(history) - 1) * 1000,
+                step=len(history) - 1,
             )
         )
     Metric.objects.bulk_create(points)

@@ -103,7 +103,12 @@ def _run(experiment: Experiment, users: dict[str, User], name: str, spec: dict) 
     )
     LatestMetric.objects.bulk_create(
         LatestMetric(
-            run=run, key=key, value=None if math.isnan(value) else value, is_nan=math.isnan(value), timestamp=0
+            run=run,
+            experiment_id=run.experiment_id,
+            key=key,
+            value=None if math.isnan(value) else value,
+            is_nan=math.isnan(value),
+            timestamp=0,
         )
         for key, value in spec["metrics"].items()
     )
