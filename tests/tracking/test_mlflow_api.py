@@ -274,3 +274,32 @@ def test_logged_model_search_filters_by_name(owner_api, run):
     assert [model["info"]["name"] for model in found] == ["model"]
     bad = owner_api.post("logged-models/search", {**body, "filter": "params.x = 'y'"})
     assert_error(bad, 400, "INVALID_PARAMETER_VALUE", "Invalid entity type")
+
+
+def test_search_runs_costs_the_same_queries_for_3_and_30_runs(users, owner_api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    experiment = services.create_experiment(by=users["scientist"], name="many")
+
+    def add_runs(count):
+        for index in range(count):
+            run = services.create_run(by=users["scientist"], experiment=experiment)
+            services.log_batch(
+                by=users["scientist"],
+                run=run,
+                metrics=[services.MetricPoint("acc", index / 100, 1, 0)],
+                params=[("model", "rf")],
+                tags=[("team", "a")],
+            )
+
+    body = {"experiment_ids": [str(experiment.pk)], "filter": "params.model = 'rf'", "order_by": ["metrics.acc DESC"]}
+    owner_api.post("runs/search", body)  # the token's first use records its last-used time
+    counts = []
+    for count in (3, 27):
+        add_runs(count)
+        with CaptureQueriesContext(connection) as queries:
+            response = owner_api.post("runs/search", body)
+        counts.append(len(queries))
+    assert len(response.json()["runs"]) == 30
+    assert counts[0] == counts[1]
