@@ -10,15 +10,16 @@ the experiment whose permissions govern it.
 
 from __future__ import annotations
 
+import io
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from django.core.files.base import File
 from django.core.files.storage import Storage, storages
 
 URI_SCHEME = "mlflow-artifacts:/"
-CHUNK_BYTES = 1024 * 1024
 
 
 class UnsafeArtifactPath(ValueError):
@@ -118,13 +119,17 @@ def size(root: str, relative: str) -> int:
 
 def save_stream(key: str, chunks: Iterable[bytes]) -> int:
     """Write `chunks` to `key`, replacing what was there; returns the byte count. The bytes
-    go to a temporary key first, so a broken upload never leaves a truncated artifact."""
-    from django.core.files.base import File
-
+    go to a temporary key first, so a broken or refused upload never leaves a truncated
+    artifact (nor a stray temporary file)."""
     store = storage()
-    spool = _Spool(chunks)
-    tmp_key = f"{key}.upload-{id(spool):x}"
-    written_key = store.save(tmp_key, File(spool, name=posixpath.basename(key)))
+    upload = _StreamedFile(chunks, name=posixpath.basename(key))
+    tmp_key = f"{key}.upload-{id(upload):x}"
+    try:
+        written_key = store.save(tmp_key, upload)
+    except BaseException:
+        if store.exists(tmp_key):
+            store.delete(tmp_key)
+        raise
     try:
         if store.exists(key):
             store.delete(key)
@@ -132,7 +137,7 @@ def save_stream(key: str, chunks: Iterable[bytes]) -> int:
     finally:
         if store.exists(written_key) and written_key != key:
             store.delete(written_key)
-    return spool.total
+    return upload.total
 
 
 def delete_tree(root: str) -> None:
@@ -156,27 +161,44 @@ def _rename(store: Storage, source: str, target: str) -> None:
     store.delete(source)
 
 
-class _Spool:
-    """A read()-able file over an iterator of chunks, counting what passes through."""
+class _StreamedFile(File):
+    """An upload as a Django File over an iterator of chunks. Local storage writes the chunks
+    as they come (no re-buffering: this is the artifact upload's hot loop); backends that read()
+    get short reads of at most one chunk."""
 
-    def __init__(self, chunks: Iterable[bytes]):
+    def __init__(self, chunks: Iterable[bytes], name: str):
+        super().__init__(None, name=name)
         self._chunks = iter(chunks)
-        self._buffer = b""
+        self._pending = memoryview(b"")
         self.total = 0
 
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
+    def _next_chunk(self) -> bytes | None:
+        chunk = next(self._chunks, None)
+        if chunk is not None:
             self.total += len(chunk)
-            self._buffer += chunk
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+        return chunk
 
-    def chunks(self, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]:
-        while data := self.read(chunk_size):
-            yield data
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        if self._pending:
+            yield bytes(self._pending)
+            self._pending = memoryview(b"")
+        while (chunk := self._next_chunk()) is not None:
+            if chunk:
+                yield chunk
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(self.chunks())
+        while not self._pending:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return b""
+            self._pending = memoryview(chunk)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(data)
+
+    def seek(self, *args) -> None:
+        raise io.UnsupportedOperation("An upload stream cannot seek.")
+
+    def __bool__(self) -> bool:
+        return True

@@ -303,3 +303,18 @@ def test_search_runs_costs_the_same_queries_for_3_and_30_runs(users, owner_api):
         counts.append(len(queries))
     assert len(response.json()["runs"]) == 30
     assert counts[0] == counts[1]
+
+
+def test_an_upload_refused_half_way_leaves_no_file(artifact_root):
+    from apps.tracking import artifacts
+    from apps.tracking.errors import TooLarge
+
+    def chunks():
+        yield b"x" * 1000
+        raise TooLarge("over the limit")
+
+    with pytest.raises(TooLarge):
+        artifacts.save_stream("1/run/artifacts/big.bin", chunks())
+    assert not any(path.is_file() for path in artifact_root.rglob("*"))
+    assert artifacts.save_stream("1/run/artifacts/ok.bin", iter([b"ab", b"", b"cd"])) == 4
+    assert (artifact_root / "1/run/artifacts/ok.bin").read_bytes() == b"abcd"
