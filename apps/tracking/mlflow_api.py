@@ -105,6 +105,10 @@ class Params(dict):
 
 @csrf_exempt
 def dispatch(request: HttpRequest, endpoint: str) -> HttpResponse:
+    # The body is read before anything can refuse the request: a response that leaves request
+    # bytes unread makes gunicorn close the kept-alive connection, and the client's next call
+    # on it fails.
+    raw = request.read(settings.TRACKING_MAX_REQUEST_BYTES + 1)
     handler, captured = _resolve(endpoint.strip("/"), request.method or "GET")
     if handler is None:
         return error_response("ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.path}", 404)
@@ -112,7 +116,7 @@ def dispatch(request: HttpRequest, endpoint: str) -> HttpResponse:
     if failure is not None:
         return failure
     try:
-        params = _read_params(request)
+        params = _read_params(request, raw)
         params.update(captured)
         return json_response(handler(user, params))
     except TrackingError as exc:
@@ -161,11 +165,11 @@ def authenticate(request: HttpRequest) -> tuple[Any, HttpResponse | None]:
     return user, None
 
 
-def _read_params(request: HttpRequest) -> Params:
-    if request.method in ("GET", "DELETE") and not request.META.get("CONTENT_LENGTH"):
-        return Params({key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()})
+def _read_params(request: HttpRequest, raw: bytes) -> Params:
+    query = Params({key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()})
+    if request.method in ("GET", "DELETE") and not raw:
+        return query
     limit = settings.TRACKING_MAX_REQUEST_BYTES
-    raw = request.read(limit + 1)
     if len(raw) > limit:
         raise InvalidParameter(f"The request body is larger than {limit // (1024 * 1024)} MB.")
     if not raw.strip():
@@ -178,9 +182,8 @@ def _read_params(request: HttpRequest) -> Params:
     if not isinstance(body, dict):
         raise InvalidParameter("Malformed request: the body must be a JSON object.")
     # Some clients send GET parameters in the query string alongside a body; keep both.
-    merged = Params({key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()})
-    merged.update(body)
-    return merged
+    query.update(body)
+    return query
 
 
 def json_response(body: dict, status: int = 200) -> HttpResponse:
