@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.tracking",
     "apps.registry",
+    "apps.deployments",
     "apps.lineage",
     "apps.dashboards",
 ]
@@ -293,6 +294,11 @@ TRACKING_MAX_ARTIFACT_BYTES = env_int("TRACKING_MAX_ARTIFACT_MB", 5120) * 1024 *
 # The largest MLflow API request body (log-batch, search) read into memory.
 TRACKING_MAX_REQUEST_BYTES = env_int("TRACKING_MAX_REQUEST_MB", 16) * 1024 * 1024
 
+# --- Serving (/serve/<endpoint>/invocations) ---------------------------------------------------
+SERVING_MAX_BODY_BYTES = env_int("SERVING_MAX_BODY_MB", 5) * 1024 * 1024
+SERVING_CACHE_DIR = Path(env("SERVING_CACHE_DIR", str(VAR_DIR / "serving-cache")))
+SERVING_MAX_MODELS = env_int("SERVING_MAX_MODELS", 8)
+
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
@@ -331,6 +337,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "resend-stale-queued-jobs": {"task": "jobs.resend_stale_queued_jobs", "schedule": 60.0},
     "refresh-planner-statistics": {"task": "core.refresh_planner_statistics", "schedule": 3600.0},
+    "expire-pending-deployment-requests": {"task": "deployments.expire_pending_requests", "schedule": 300.0},
 }
 JOB_RESEND_AFTER_SECONDS = env_int("JOB_RESEND_AFTER_SECONDS", 120)
 JOB_RETRY_BASE_SECONDS = float(env("JOB_RETRY_BASE_SECONDS", "0.2" if CAUSEWAY_ENV == "test" else "5"))

@@ -19,6 +19,8 @@ from django.test import override_settings
 
 from apps.accounts.models import Team, User
 from apps.catalog.models import Dataset
+from apps.deployments import selectors as deployment_selectors
+from apps.deployments.models import Approval, DeploymentRequest, Endpoint, Environment
 from apps.registry import cards
 from apps.registry.models import (
     ModelAlias,
@@ -48,6 +50,10 @@ COUNTED = [
     ModelVersionTag,
     ModelAlias,
     ModelCard,
+    Environment,
+    DeploymentRequest,
+    Approval,
+    Endpoint,
 ]
 
 
@@ -73,7 +79,9 @@ def loaded(django_db_setup, django_db_blocker, tmp_path_factory):
     }
     with (
         django_db_blocker.unblock(),
-        override_settings(STORAGES=storages, CATALOG_DATA_ROOT=root / "data"),
+        override_settings(
+            STORAGES=storages, CATALOG_DATA_ROOT=root / "data", SERVING_CACHE_DIR=str(root / "serving-cache")
+        ),
         transaction.atomic(),
     ):
         call_command("load_demo", verbosity=0)
@@ -327,3 +335,40 @@ def test_demo_logins_and_teams_exist_once(demo_db):
     usernames = set(User.objects.values_list("username", flat=True))
     assert usernames >= {"scientist", "engineer", "approver", "approver2", "ops", "owner", "admin"}
     assert Team.objects.count() == 3
+
+
+def test_staging_and_production_have_their_policies(demo_db):
+    staging, production = Environment.objects.get(name="staging"), Environment.objects.get(name="production")
+    assert staging.min_card_completeness == 40 and not staging.requires_step_up
+    assert [(r.role, r.required_approvals) for r in staging.approval_rules.all()] == [("Approvers", 1)]
+    assert production.min_card_completeness == 80 and production.requires_step_up
+    assert production.metric_thresholds == [{"metric": "roc_auc", "op": ">=", "value": 0.65}]
+    assert {(r.role, r.team.name if r.team else None) for r in production.approval_rules.all()} == {
+        ("Approvers", None),
+        ("", "Model Risk"),
+    }
+
+
+def test_the_churn_champion_is_live_with_two_approvals_and_who_pushed_it(demo_db):
+    endpoint = Endpoint.objects.get(name="churn-propensity")
+    champion = ModelAlias.objects.get(registered_model__name="churn-propensity", alias="champion").model_version
+    assert endpoint.state == "live" and endpoint.current_version == champion
+    request = endpoint.live_request
+    assert request.state == "live" and request.deployed_by.username == "ops"
+    assert {(a.approver.username, a.step_up) for a in request.approvals.all()} == {
+        ("approver", True),
+        ("approver2", True),
+    }
+    assert endpoint.revisions.get().request == request
+
+
+def test_requests_in_several_states(demo_db):
+    states = set(DeploymentRequest.objects.values_list("state", flat=True))
+    assert {"live", "pending", "rejected", "draft"} <= states
+    rejected = DeploymentRequest.objects.get(state="rejected")
+    assert rejected.approvals.get().comment
+
+
+def test_the_approvers_have_requests_in_their_inbox(demo_db):
+    assert deployment_selectors.inbox(User.objects.get(username="approver2")).count() == 2
+    assert deployment_selectors.inbox(User.objects.get(username="approver")).count() == 1

@@ -72,3 +72,24 @@ class PersonalAccessToken(models.Model):
         if self.expires_at and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+
+class Notification(models.Model):
+    """An in-app message to one person (a deployment waiting for their approval, a model gone
+    live). Kept in accounts, the leftmost app, so any later app can notify without importing a
+    downstream one; `accounts.services.notify` writes it and sends the e-mail twin."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    verb = models.CharField(max_length=100, blank=True, help_text="What happened, e.g. deployment.approved.")
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at"], name="notification_unread_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id}: {self.title}"

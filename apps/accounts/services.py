@@ -1,22 +1,28 @@
-"""Every write to accounts: tokens, teams, roles. Each runs in a transaction and is audited."""
+"""Every write to accounts: tokens, teams, roles, notifications. Each runs in a transaction and
+is audited (notifications are not: they are a copy of an audited event, addressed to people)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mass_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apps.accounts.models import PersonalAccessToken, Team, User
+from apps.accounts.models import Notification, PersonalAccessToken, Team, User
 from apps.accounts.roles import ALL_ROLES
 from apps.accounts.selectors import is_platform_admin
 from apps.audit import services as audit
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "cw_"
 # A token is used on every API call; its last-used time is written at most this often.
@@ -171,3 +177,48 @@ def set_roles(*, user: User, roles: list[str], by: User) -> None:
             before={"roles": sorted(current)},
             after={"roles": sorted(wanted)},
         )
+
+
+def notify(
+    users: Iterable[User], title: str, body: str = "", url: str = "", email: bool = True, verb: str = ""
+) -> list[Notification]:
+    """Tell each of `users` (once each, inactive accounts skipped) something happened: an in-app
+    notification row now, and an e-mail once the surrounding transaction commits, so a rolled
+    back change never mails anyone."""
+    recipients = {user.pk: user for user in users if user is not None and user.is_active}
+    if not recipients:
+        return []
+    with transaction.atomic():
+        rows = Notification.objects.bulk_create(
+            [
+                Notification(recipient=user, verb=verb[:100], title=title[:200], body=body, url=url[:500])
+                for user in recipients.values()
+            ]
+        )
+        if email:
+            text = f"{body}\n\n{url}".strip() if url else body
+            messages = [
+                (title[:200], text, settings.DEFAULT_FROM_EMAIL, [user.email])
+                for user in recipients.values()
+                if user.email
+            ]
+            if messages:
+                transaction.on_commit(lambda: _send_notification_mail(messages))
+    return rows
+
+
+def mark_notifications_read(*, user: User, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's unread notifications read (all of them, or those in `ids`)."""
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
+
+
+def _send_notification_mail(messages: list[tuple[str, str, str, list[str]]]) -> None:
+    # The in-app notification is already stored: a mail server being down must not fail the
+    # change that caused it, but it is logged so someone can see mail is not going out.
+    try:
+        send_mass_mail(messages, fail_silently=False)
+    except Exception:
+        logger.exception("could not send %d notification e-mail(s)", len(messages))
