@@ -60,6 +60,47 @@ def celery_worker(django_db_setup, django_db_blocker):
         yield worker
 
 
+@pytest.fixture
+def artifact_root(settings, tmp_path):
+    """Run and model artifacts in a folder of this test's own."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts")},
+        },
+    }
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def client_for(live_server, artifact_root, monkeypatch):
+    """Points the stock mlflow client (tracking and registry) at the live server as `user`,
+    with their personal token, as a scientist would with MLFLOW_TRACKING_URI/TOKEN."""
+    import mlflow
+
+    def connect(user):
+        from apps.accounts import services as accounts
+
+        _, secret = accounts.create_token(user=user, name="mlflow")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server.url)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        mlflow.set_tracking_uri(live_server.url)
+        mlflow.set_registry_uri(live_server.url)
+        # The fluent API remembers the last experiment per process; each test starts afresh.
+        monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment() exports it
+        return mlflow.MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url)
+
+    yield connect
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
     """Poll until `predicate()` is truthy; returns its value or fails the test."""
     deadline = time.monotonic() + timeout

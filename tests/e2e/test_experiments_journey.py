@@ -16,17 +16,6 @@ from tests.e2e.conftest import sign_in
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
-@pytest.fixture
-def artifact_root(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "artifacts")},
-        },
-    }
-
-
 def log_runs(url: str, secret: str, tmp_path) -> str:
     os.environ["MLFLOW_TRACKING_TOKEN"] = secret
     try:

@@ -5,48 +5,14 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import pytest
 from django.test import Client
-from mlflow import MlflowClient
 
 from apps.accounts import services as accounts
 from apps.tracking import artifacts
 from tests.tracking.factories import make_experiment, make_run
 
 API = "/api/2.0/mlflow"
-
-
-@pytest.fixture
-def artifact_root(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "artifacts")},
-        },
-    }
-    return tmp_path / "artifacts"
-
-
-@pytest.fixture
-def client_for(live_server, artifact_root, monkeypatch):
-    """Points the mlflow client at the live server as `user` (their personal token)."""
-
-    def connect(user) -> MlflowClient:
-        _, secret = accounts.create_token(user=user, name="mlflow")
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server.url)
-        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        mlflow.set_tracking_uri(live_server.url)
-        mlflow.set_registry_uri(live_server.url)
-        return MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url)
-
-    yield connect
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    while mlflow.active_run():
-        mlflow.end_run()
 
 
 class MlflowHttp:

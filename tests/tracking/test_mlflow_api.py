@@ -15,18 +15,6 @@ pytestmark = pytest.mark.django_db
 API = "/api/2.0/mlflow"
 
 
-@pytest.fixture
-def artifact_root(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "artifacts")},
-        },
-    }
-    return tmp_path / "artifacts"
-
-
 class MlflowHttp:
     def __init__(self, user=None):
         self.client = Client()

@@ -13,7 +13,6 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException, RestException
 
-from apps.accounts import services as accounts
 from apps.catalog import services as catalog
 from apps.catalog.models import Dataset
 from apps.tracking.models import Experiment, LatestMetric, Run, RunInput
@@ -21,40 +20,6 @@ from tests.conftest import make_user
 
 LIVE = pytest.mark.django_db(transaction=True)
 pytestmark = LIVE
-
-
-@pytest.fixture
-def artifact_root(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "artifacts")},
-        },
-    }
-    return tmp_path / "artifacts"
-
-
-@pytest.fixture
-def client_for(live_server, artifact_root, monkeypatch):
-    """Points the mlflow client at the live server as `user` (their personal token)."""
-
-    def connect(user) -> MlflowClient:
-        _, secret = accounts.create_token(user=user, name="mlflow")
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server.url)
-        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        mlflow.set_tracking_uri(live_server.url)
-        # The fluent API remembers the last experiment per process; each test starts afresh.
-        monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment() exports it
-        return MlflowClient(tracking_uri=live_server.url)
-
-    yield connect
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    mlflow.set_tracking_uri(None)
-    while mlflow.active_run():
-        mlflow.end_run()
 
 
 def error_code(exc: MlflowException) -> str:
