@@ -32,12 +32,20 @@ KIND_STYLES: dict[str, dict[str, str]] = {
         "singular": "model version",
         "icon": "bi-box-seam",
     },
+    "endpoint": {
+        "symbol": "triangle-right",
+        "colour": "#b45309",
+        "name": "Endpoints",
+        "singular": "endpoint",
+        "icon": "bi-rocket-takeoff",
+    },
 }
 DEFAULT_STYLE = {"symbol": "hexagon", "colour": OTHER_COLOUR, "name": "Other", "singular": "node", "icon": "bi-circle"}
 EDGE_STYLES = {
     "flow": {"color": "#adb5bd", "dash": "solid"},
     "input": {"color": "#b197e0", "dash": "dot"},
     "registered": {"color": "#5fb3a9", "dash": "solid"},
+    "deployed": {"color": "#d9a066", "dash": "solid"},
 }
 
 
@@ -55,6 +63,8 @@ def node_url(node: dict[str, Any]) -> str | None:
         if node["kind"] == "model_version":
             # The registry's pages are newer than this graph: link them only when they exist.
             return reverse("registry:version", kwargs={"model": node["model"], "version": node["version"]})
+        if node["kind"] == "endpoint":
+            return reverse("deployments:endpoint", kwargs={"name": node["name"]})
     except NoReverseMatch:
         return None
     return None
@@ -99,6 +109,8 @@ def edge_text(edge: dict[str, Any]) -> str:
         return text + (f"<br>{edge['context']}" if edge.get("context") else "")
     if edge["kind"] == "registered":
         return "registered from"
+    if edge["kind"] == "deployed":
+        return "served by" + (" (live)" if edge.get("live") else "")
     return edge["kind"]
 
 
@@ -112,6 +124,8 @@ def node_text(node: dict[str, Any], focus_kind: str) -> str:
     if node["kind"] == "model_version":
         stage = node.get("stage")
         return f"{node['label']}<br>model version{f' · {stage}' if stage and stage != 'None' else ''} · {where}"
+    if node["kind"] == "endpoint":
+        return f"endpoint {node['label']}<br>{node.get('environment', '')} · {node.get('state', '')} · {where}"
     return f"{node['label']}<br>{node['kind']} · {where}"
 
 

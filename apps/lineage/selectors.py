@@ -22,10 +22,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from apps.catalog.models import Dataset, LineageRun, LineageRunDataset
 from apps.catalog.selectors import visible_datasets
+from apps.deployments.models import Endpoint, EndpointRevision
+from apps.deployments.selectors import visible_endpoints
 from apps.registry.models import ModelVersion
 from apps.registry.selectors import visible_versions
 from apps.tracking.models import Lifecycle, Run, RunInput
@@ -38,9 +40,9 @@ MAX_NODES = 150
 MAX_RUNS_PER_HOP = 12
 MAX_VERSION_NUMBER = 2**31 - 1
 
-DATASET, RUN, MODEL_VERSION = "dataset", "run", "model_version"
-# In data-flow order; deployments come next. Charts and templates style unknown kinds plainly.
-NODE_KINDS = [DATASET, RUN, MODEL_VERSION]
+DATASET, RUN, MODEL_VERSION, ENDPOINT = "dataset", "run", "model_version", "endpoint"
+# In data-flow order. Charts and templates style unknown kinds plainly.
+NODE_KINDS = [DATASET, RUN, MODEL_VERSION, ENDPOINT]
 KIND_ORDER = {kind: index for index, kind in enumerate(NODE_KINDS)}
 
 INPUT, OUTPUT = LineageRunDataset.Direction.INPUT, LineageRunDataset.Direction.OUTPUT
@@ -167,6 +169,7 @@ class _Visible:
                 DATASET: lambda: visible_datasets(self.user).values("pk"),
                 RUN: lambda: visible_runs(self.user).values("pk"),
                 MODEL_VERSION: lambda: visible_versions(self.user).values("pk"),
+                ENDPOINT: lambda: visible_endpoints(self.user).values("pk"),
             }[kind]()
         return self._cache[kind]
 
@@ -278,17 +281,40 @@ def _source_runs(versions: set[int], visible: _Visible, *, limit: int) -> list[L
     return [(run, version, {"kind": "registered"}) for run, version in rows[:limit]]
 
 
+def _endpoints_serving(versions: set[int], visible: _Visible, *, limit: int) -> list[Link]:
+    """Visible endpoints that served `versions` (now or before), from their history."""
+    rows = (
+        EndpointRevision.objects.filter(model_version_id__in=versions, endpoint_id__in=visible[ENDPOINT])
+        .values_list("model_version_id", "endpoint_id")
+        .annotate(live=Count("pk", filter=Q(ended_at__isnull=True)))
+        .order_by("model_version_id", "endpoint_id")
+    )
+    return [(version, endpoint, {"kind": "deployed", "live": bool(live)}) for version, endpoint, live in rows[:limit]]
+
+
+def _versions_served(endpoints: set[int], visible: _Visible, *, limit: int) -> list[Link]:
+    """The visible model versions `endpoints` served."""
+    rows = (
+        EndpointRevision.objects.filter(endpoint_id__in=endpoints, model_version_id__in=visible[MODEL_VERSION])
+        .values_list("model_version_id", "endpoint_id")
+        .annotate(live=Count("pk", filter=Q(ended_at__isnull=True)))
+        .order_by("model_version_id", "endpoint_id")
+    )
+    return [(version, endpoint, {"kind": "deployed", "live": bool(live)}) for version, endpoint, live in rows[:limit]]
+
+
 Reader = Callable[..., list[Link]]
 STEPS: dict[int, dict[str, list[tuple[str, Reader]]]] = {
     UPSTREAM: {
         DATASET: [(DATASET, _datasets_upstream)],
         RUN: [(DATASET, _datasets_read)],
         MODEL_VERSION: [(RUN, _source_runs)],
+        ENDPOINT: [(MODEL_VERSION, _versions_served)],
     },
     DOWNSTREAM: {
         DATASET: [(DATASET, _datasets_downstream), (RUN, _runs_reading)],
         RUN: [(MODEL_VERSION, _versions_registered)],
-        # MODEL_VERSION: deployments, when apps.deployments exists.
+        MODEL_VERSION: [(ENDPOINT, _endpoints_serving)],
     },
 }
 
@@ -350,10 +376,24 @@ def _version_facts(pks: list[int]) -> dict[int, dict[str, Any]]:
     }
 
 
+def _endpoint_facts(pks: list[int]) -> dict[int, dict[str, Any]]:
+    rows = Endpoint.objects.filter(pk__in=pks).values("pk", "name", "state", "environment__name")
+    return {
+        row["pk"]: {
+            "label": row["name"],
+            "name": row["name"],
+            "state": row["state"],
+            "environment": row["environment__name"],
+        }
+        for row in rows
+    }
+
+
 NODE_FACTS: dict[str, Callable[[list[int]], dict[int, dict[str, Any]]]] = {
     DATASET: _dataset_facts,
     RUN: _run_facts,
     MODEL_VERSION: _version_facts,
+    ENDPOINT: _endpoint_facts,
 }
 
 

@@ -220,16 +220,18 @@ def test_query_budgets_per_hop(viewers, django_assert_max_num_queries):
     dataset_graph(other, focus)  # roles and team ids are cached on the user after the first read
     # The user's teams (the catalog's filter); upstream: flows per hop until none are found (2);
     # downstream: flows and run inputs from the datasets of each hop (2 + 2), versions from the
-    # runs (1); then datasets, runs and versions (3) and the OpenLineage runs on the edges (1).
-    with django_assert_max_num_queries(12):
+    # runs (1), endpoints serving the versions (1); then datasets, runs and versions (3) and the
+    # OpenLineage runs on the edges (1).
+    with django_assert_max_num_queries(13):
         graph = dataset_graph(other, focus, depth=3)
     assert {node["kind"] for node in graph["nodes"]} == {"dataset", "run", "model_version"}
     assert len(graph["nodes"]) == 1 + 8 + 8 + 8 + 8
-    # The run: its inputs, then flows upstream of them (2 hops); its versions; nodes and edges.
-    with django_assert_max_num_queries(8):
+    # The run: its inputs, then flows upstream of them (2 hops); its versions and their
+    # endpoints; nodes and edges.
+    with django_assert_max_num_queries(9):
         run_graph(other, run, depth=3)
-    # The version: its run, the run's inputs, flows upstream of them; nodes and edges.
-    with django_assert_max_num_queries(8):
+    # The version: its run, the run's inputs, flows upstream of them; its endpoints; nodes and edges.
+    with django_assert_max_num_queries(9):
         version_graph(other, version, depth=3)
 
 
@@ -345,3 +347,26 @@ def test_the_run_page_loads_the_lineage_fragment(viewers, estate, client):
     run_a = estate["runs"]["a"]
     html = client.get(f"/experiments/{run_a.experiment_id}/runs/{run_a.run_uuid}/").content.decode()
     assert f'hx-get="/lineage/runs/{run_a.run_uuid}/"' in html
+
+
+def _serve(version, name, owner):
+    from apps.deployments.models import Endpoint, EndpointRevision, Environment
+
+    environment, _ = Environment.objects.get_or_create(name="production")
+    endpoint = Endpoint.objects.create(name=name, environment=environment, owner=owner, current_version=version)
+    EndpointRevision.objects.create(endpoint=endpoint, model_version=version)
+    return endpoint
+
+
+@pytest.mark.parametrize(("viewer", "expected"), [("owner", {"churn-api", "secret-api"}), ("other", {"churn-api"})])
+def test_model_versions_lead_to_the_endpoints_that_serve_them(viewers, estate, viewer, expected):
+    versions = estate["versions"]
+    _serve(versions["churn v1"], "churn-api", viewers["owner"])
+    _serve(versions["secret v1"], "secret-api", viewers["owner"])
+    graph = dataset_graph(viewers[viewer], estate["datasets"]["features"], depth=3)
+    endpoints = {node["label"]: node["layer"] for node in graph["nodes"] if node["kind"] == "endpoint"}
+    assert set(endpoints) == expected and set(endpoints.values()) == {3}
+    served = version_graph(viewers[viewer], versions["churn v1"], depth=1)
+    assert [(edge["kind"], edge["live"]) for edge in served["edges"] if edge["kind"] == "deployed"] == [
+        ("deployed", True)
+    ]
