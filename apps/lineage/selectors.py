@@ -1,13 +1,14 @@
 """The lineage graph, read across apps. Reads only.
 
-Nodes are datasets (apps.catalog), tracking runs (apps.tracking) and model versions
-(apps.registry); deployments will join as another kind. Edges are read from the data itself:
+Nodes are datasets (apps.catalog), tracking runs (apps.tracking), model versions
+(apps.registry) and endpoints (apps.deployments). Edges are read from the data itself:
 - dataset → dataset: an OpenLineage run read the one and wrote the other ("flow");
 - dataset → run: the run logged a version of the dataset as an input (RunInput, "input");
-- run → model version: the version was registered from the run ("registered").
+- run → model version: the version was registered from the run ("registered");
+- model version → endpoint: the endpoint served the version, now or before ("deployed").
 
 Every node is filtered with its owning app's selector (visible_datasets, visible_runs,
-visible_versions). The walk never passes through a node the user may not see: hidden nodes are
+visible_versions, visible_endpoints). The walk never passes through a node the user may not see: hidden nodes are
 not in the graph, are not named, and what lies beyond them is not reached.
 
 Cost: at most one query per kind of step per hop and direction (a hop from datasets reads
