@@ -25,6 +25,7 @@ urlpatterns = [
     path("lineage/", include("apps.lineage.urls")),
     path("experiments/", include("apps.tracking.urls")),
     path("models/", include("apps.registry.urls")),
+    path("deployments/", include("apps.deployments.urls")),
     path("serve/", include("apps.deployments.serving.urls")),
     # The MLflow tracking server API (stock mlflow client: MLFLOW_TRACKING_URI=<this host>).
     path("api/2.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-api"),
