@@ -49,6 +49,16 @@ def team_ids_of(user: User) -> list[int]:
     return list(Team.objects.filter(group__user=user).values_list("pk", flat=True))
 
 
+def cached_team_ids(user: User) -> list[int]:
+    """team_ids_of, cached on the user object for the request: permission checks ask it once
+    per object (a search page, an MLflow call), and the answer does not change meanwhile."""
+    cached = getattr(user, "_causeway_team_ids", None)
+    if cached is None:
+        cached = team_ids_of(user)
+        user._causeway_team_ids = cached
+    return cached
+
+
 def teams_with_counts() -> QuerySet[Team]:
     # Teams' names and members are organisation metadata, visible to every signed-in user.
     return Team.objects.select_related("lead").annotate(member_count=Count("group__user"))

@@ -123,6 +123,7 @@ def add_team_member(*, team: Team, user: User, by: User) -> None:
         if team.group.user_set.filter(pk=user.pk).exists():
             return
         team.group.user_set.add(user)
+        user.__dict__.pop("_causeway_team_ids", None)  # selectors.cached_team_ids
         audit.record(actor=by, action="team.add_member", target=team, after={"member": user.username})
 
 
@@ -131,6 +132,7 @@ def remove_team_member(*, team: Team, user: User, by: User) -> None:
         if not team.group.user_set.filter(pk=user.pk).exists():
             return
         team.group.user_set.remove(user)
+        user.__dict__.pop("_causeway_team_ids", None)  # selectors.cached_team_ids
         changed = {}
         if team.lead_id == user.pk:
             team.lead = None

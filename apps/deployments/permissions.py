@@ -17,10 +17,9 @@ lookups are cached per request); the queryset forms are in selectors.py and must
 from __future__ import annotations
 
 from apps.accounts.roles import OPERATIONS, ROLE_PERMISSIONS
-from apps.accounts.selectors import has_role, roles_of
+from apps.accounts.selectors import cached_team_ids, has_role, roles_of
 from apps.accounts.selectors import is_platform_admin as is_admin
 from apps.registry import permissions as registry_permissions
-from apps.tracking.permissions import _team_ids
 
 __all__ = [
     "can_deploy",
@@ -38,7 +37,7 @@ __all__ = [
 
 
 def team_ids(user) -> list[int]:
-    return _team_ids(user)
+    return cached_team_ids(user)
 
 
 def is_ops(user) -> bool:

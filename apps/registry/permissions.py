@@ -15,10 +15,9 @@ selectors.visible_models (the two must agree).
 from __future__ import annotations
 
 from apps.accounts.roles import ROLE_PERMISSIONS
+from apps.accounts.selectors import cached_team_ids, roles_of
 from apps.accounts.selectors import is_platform_admin as is_admin
-from apps.accounts.selectors import roles_of
 from apps.registry.models import RegisteredModel
-from apps.tracking.permissions import _team_ids
 
 __all__ = [
     "can_change",
@@ -33,8 +32,8 @@ __all__ = [
 
 
 def team_ids(user) -> list[int]:
-    """The user's team ids, cached on the user for the request (shared with tracking)."""
-    return _team_ids(user)
+    """The user's team ids, cached on the user for the request."""
+    return cached_team_ids(user)
 
 
 def is_insider(user, model: RegisteredModel) -> bool:

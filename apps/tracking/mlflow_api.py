@@ -705,7 +705,7 @@ def get_metric_history_bulk_interval(user, params: Params) -> dict:
     run_ids = params.strings("run_ids")
     if not run_ids or len(run_ids) > 100:
         raise InvalidParameter("Please provide between 1 and 100 run_ids.")
-    runs = {run.pk: run for run in (selectors.run_for(user, run_id) for run_id in run_ids) if run is not None}
+    runs = {run.pk: run for run in selectors.visible_runs(user).filter(run_uuid__in=run_ids).only("pk", "run_uuid")}
     points = Metric.objects.filter(run_id__in=list(runs), key=key).order_by("run_id", "step", "timestamp")
     return {"metrics": [{**metric_json(point), "run_id": runs[point.run_id].run_uuid} for point in points[:100_000]]}
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from apps.accounts.roles import ROLE_PERMISSIONS
+from apps.accounts.selectors import cached_team_ids, roles_of
 from apps.accounts.selectors import is_platform_admin as is_admin
-from apps.accounts.selectors import roles_of, team_ids_of
 from apps.tracking.models import DEFAULT_EXPERIMENT_ID, Experiment
 
 
@@ -20,7 +20,7 @@ def is_insider(user, experiment: Experiment) -> bool:
     return (
         is_admin(user)
         or experiment.owner_id == user.pk
-        or (experiment.team_id is not None and experiment.team_id in _team_ids(user))
+        or (experiment.team_id is not None and experiment.team_id in cached_team_ids(user))
     )
 
 
@@ -75,12 +75,3 @@ def register_artifact_reader(check: Callable[[Any, str], bool]) -> None:
 
 def may_read_artifact_elsewhere(user, key: str) -> bool:
     return user.is_authenticated and any(check(user, key) for check in ARTIFACT_READERS)
-
-
-def _team_ids(user) -> list[int]:
-    # Cached on the user for the request: the MLflow API checks many runs per call.
-    cached = getattr(user, "_causeway_team_ids", None)
-    if cached is None:
-        cached = team_ids_of(user)
-        user._causeway_team_ids = cached
-    return cached

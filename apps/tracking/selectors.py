@@ -15,6 +15,7 @@ from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
 from apps.accounts.models import Team, User
+from apps.accounts.selectors import cached_team_ids
 from apps.catalog.selectors import visible_datasets
 from apps.tracking import artifacts, permissions
 from apps.tracking.models import (
@@ -51,7 +52,7 @@ def visible_experiments(user, *, include_deleted: bool = True) -> QuerySet[Exper
     return queryset.filter(
         Q(visibility=Experiment.Visibility.ORGANISATION)
         | Q(owner=user)
-        | Q(team_id__in=permissions._team_ids(user))
+        | Q(team_id__in=cached_team_ids(user))
         | Q(pk__in=shared_to_user)
         | Q(pk__in=shared_to_groups)
     )

@@ -24,7 +24,7 @@ from django.db.models import Q
 from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.models import User
-from apps.accounts.selectors import teams_of
+from apps.accounts.selectors import cached_team_ids, teams_of
 from apps.audit import services as audit
 from apps.catalog.models import DatasetVersion
 from apps.catalog.selectors import visible_datasets
@@ -114,7 +114,7 @@ def create_experiment(
     if team is None:
         teams = list(teams_of(by)[:2])
         team = teams[0] if len(teams) == 1 else None
-    elif not (permissions.is_admin(by) or team.pk in permissions._team_ids(by)):
+    elif not (permissions.is_admin(by) or team.pk in cached_team_ids(by)):
         raise Forbidden("You can only give an experiment to a team you belong to.")
     stamp = now_ms()
     description = description or dict(tags).get(NOTE_TAG, "")
