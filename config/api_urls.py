@@ -1,6 +1,6 @@
 """Causeway's own REST API, /api/v1/. Each app contributes its viewsets here."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import MeView, TeamViewSet, TokenViewSet
@@ -44,6 +44,9 @@ urlpatterns = [
         ModelCardHtmlView.as_view(),
         name="model-card-html",
     ),
+    path("", include("apps.monitoring.api_urls")),
+    path("", include("apps.alerting.api_urls")),
+    path("", include("apps.value.api_urls")),
     # Anything else under /api/v1/ answers the API's JSON 404, not the HTML page, including
     # paths with a line break, which `.` would not match (a slug like "a%0Ab").
     re_path(r"^[\s\S]*$", api_not_found),

@@ -82,6 +82,9 @@ INSTALLED_APPS = [
     "apps.tracking",
     "apps.registry",
     "apps.deployments",
+    "apps.monitoring",
+    "apps.alerting",
+    "apps.value",
     "apps.lineage",
     "apps.dashboards",
 ]
@@ -338,6 +341,10 @@ CELERY_BEAT_SCHEDULE = {
     "resend-stale-queued-jobs": {"task": "jobs.resend_stale_queued_jobs", "schedule": 60.0},
     "refresh-planner-statistics": {"task": "core.refresh_planner_statistics", "schedule": 3600.0},
     "expire-pending-deployment-requests": {"task": "deployments.expire_pending_requests", "schedule": 300.0},
+    "flush-serving-telemetry": {"task": "monitoring.flush_telemetry", "schedule": 10.0},
+    "compute-drift": {"task": "monitoring.compute_drift_reports", "schedule": 900.0},
+    "evaluate-alert-rules": {"task": "alerting.evaluate_alert_rules", "schedule": 60.0},
+    "accrue-compute-costs": {"task": "value.accrue_compute_costs", "schedule": 3600.0},
 }
 JOB_RESEND_AFTER_SECONDS = env_int("JOB_RESEND_AFTER_SECONDS", 120)
 JOB_RETRY_BASE_SECONDS = float(env("JOB_RETRY_BASE_SECONDS", "0.2" if CAUSEWAY_ENV == "test" else "5"))

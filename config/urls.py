@@ -27,6 +27,9 @@ urlpatterns = [
     path("models/", include("apps.registry.urls")),
     path("deployments/", include("apps.deployments.urls")),
     path("serve/", include("apps.deployments.serving.urls")),
+    path("monitoring/", include("apps.monitoring.urls")),
+    path("alerts/", include("apps.alerting.urls")),
+    path("use-cases/", include("apps.value.urls")),
     # The MLflow tracking server API (stock mlflow client: MLFLOW_TRACKING_URI=<this host>).
     path("api/2.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-api"),
     path("ajax-api/2.0/mlflow/<path:endpoint>", mlflow_api.dispatch, name="mlflow-ajax-api"),
