@@ -53,3 +53,28 @@ forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
 loglevel = _env("LOG_LEVEL", "info").lower()
+
+
+def post_worker_init(worker) -> None:
+    """In a serving process (SERVING_WARM_UP=1: the Procfile's `serve` entry, the k8s serve
+    deployment) load every live endpoint's model before the worker takes its first request, so
+    no caller waits for a model to be copied and loaded after a start, a restart or a recycle
+    (max_requests). gunicorn calls this once per worker process, after it has loaded Django."""
+    if _env("SERVING_WARM_UP", "0").lower() not in ("1", "true", "yes", "on"):
+        return
+    from django.db import connections
+
+    from apps.deployments.serving.loader import warm_up
+
+    try:
+        # notify(): the arbiter kills a worker silent for longer than `timeout`.
+        report = warm_up(heartbeat=worker.notify)
+        worker.log.info(
+            "serving warm-up: %d loaded, %d failed, %d skipped",
+            len(report.loaded),
+            len(report.failed),
+            len(report.skipped),
+        )
+    finally:
+        # The worker's first request opens its own connection; do not carry one over idle.
+        connections.close_all()

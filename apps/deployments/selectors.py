@@ -129,7 +129,13 @@ def visible_requests(user) -> QuerySet[DeploymentRequest]:
 
 def with_request_data(requests: QuerySet[DeploymentRequest]) -> QuerySet[DeploymentRequest]:
     return requests.select_related(
-        "model_version__registered_model", "environment", "requester", "deployed_by", "checks_job", "deploy_job"
+        "model_version__registered_model",
+        "model_version__run",  # the request page's diff reads the run's params and metrics
+        "environment",
+        "requester",
+        "deployed_by",
+        "checks_job",
+        "deploy_job",
     ).prefetch_related(
         Prefetch("approvals", queryset=Approval.objects.select_related("approver", "rule__team")),
         Prefetch("checks", queryset=CheckResult.objects.order_by("name")),
@@ -254,3 +260,85 @@ def can_view_endpoint_id(user, object_id: str) -> bool:
 
 def can_view_environment_id(user, object_id: str) -> bool:
     return bool(user.is_authenticated)
+
+
+# --- A request's timeline, from the audit trail -------------------------------------------------
+
+JOB_NAMES = {"deployments.checks": "Checks job", "deployments.deploy": "Deploy job"}
+# Job events worth a line (an enqueue is already told by the request's own event).
+JOB_ACTIONS = {"job.start": "started", "job.succeeded": "succeeded", "job.failed": "failed", "job.retry": "retried"}
+
+
+def request_timeline(request: DeploymentRequest) -> list[dict]:
+    """What happened to `request`, oldest first, read from the hash-chained audit trail (not
+    from timestamps on the row, which keep only the latest of each): its transitions,
+    approvals and rejections with their comments and step-up, check results, and the checks
+    and deploy jobs run for it. Two queries whatever the number of events."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from apps.audit import selectors as audit_selectors
+    from apps.jobs.models import Job
+
+    # Job ids are UUIDs; audit events name objects by their id as text.
+    jobs = {
+        str(pk): kind
+        for pk, kind in Job.objects.filter(
+            target_type=ContentType.objects.get_for_model(DeploymentRequest), target_id=str(request.pk)
+        ).values_list("pk", "kind")
+    }
+    events = audit_selectors.events_for_object(
+        object_type=DeploymentRequest._meta.label_lower, object_id=str(request.pk)
+    )
+    for job_id in jobs:
+        # OR-ed into the same statement: still one query.
+        events = events | audit_selectors.events_for_object(object_type="jobs.job", object_id=str(job_id))
+    timeline = []
+    for event in events.order_by("sequence"):
+        entry = _timeline_entry(event, jobs)
+        if entry is not None:
+            timeline.append(entry)
+    return timeline
+
+
+def _timeline_entry(event, jobs: dict[str, str]) -> dict | None:
+    after = event.after if isinstance(event.after, dict) else {}
+    entry = {"at": event.timestamp, "who": event.actor_username, "kind": "", "text": "", "step_up": False}
+    action = event.action
+    if event.object_type == "jobs.job":
+        verb = JOB_ACTIONS.get(action)
+        if verb is None:
+            return None
+        name = JOB_NAMES.get(jobs.get(event.object_id, ""), "Job")
+        error = (after.get("error") or "").splitlines()[0] if after.get("error") else ""
+        return {**entry, "kind": f"job-{verb}", "text": f"{name} {verb}." + (f" {error}" if error else "")}
+    if action == "deployment.request.created":
+        return {**entry, "kind": "created", "text": "Created the request."}
+    if action.startswith("deployment.approval."):
+        decision = action.rsplit(".", 1)[1]
+        return {
+            **entry,
+            "kind": decision,
+            "verb": "approved" if decision == Approval.Decision.APPROVE else "rejected",
+            "text": str(after.get("comment") or ""),
+            "step_up": bool(after.get("step_up")),
+        }
+    if action == "deployment.checks.recorded":
+        checks = after.get("checks") if isinstance(after.get("checks"), dict) else {}
+        failing = sorted(name for name, status in checks.items() if status != CheckResult.Status.PASS)
+        text = f"Checks recorded: {len(checks) - len(failing)} of {len(checks)} passed"
+        return {
+            **entry,
+            "kind": "checks",
+            "text": text + (f" (not passing: {', '.join(failing)})." if failing else "."),
+        }
+    if action == "deployment.checks.rerun":
+        return {**entry, "kind": "checks-rerun", "text": "Asked for the checks to run again."}
+    if action.startswith("deployment.request."):
+        state = action.rsplit(".", 1)[1]
+        label = dict(DeploymentRequest.State.choices).get(state, state)
+        reason = str(after.get("state_reason") or "")
+        text = (
+            reason if reason.lower().startswith(str(label).lower()) else f"{label}." + (f" {reason}" if reason else "")
+        )
+        return {**entry, "kind": state, "text": text}
+    return {**entry, "kind": "other", "text": action}

@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.deployments import permissions, policy, selectors, services
+from apps.deployments.diff import request_diff
 from apps.deployments.forms import DecisionForm, EnvironmentPolicyForm, NewRequestForm, ReasonForm, RequestListForm
 from apps.deployments.models import Approval, DeploymentRequest, Endpoint, Environment
 from apps.registry import cards
 from apps.registry import page_selectors as registry_pages
 from apps.registry import selectors as registry_selectors
-from apps.tracking import selectors as tracking_selectors
 
 PER_PAGE = 25
 State = DeploymentRequest.State
@@ -259,8 +259,8 @@ def _request_page(
         "not_counted": not_counted,
         "policy_summary": state.summary,
         "checks": _check_rows(found),
-        "comparison": _metric_comparison(user, found),
-        "timeline": _timeline(found, approvals),
+        "diff": request_diff(user, found),
+        "timeline": selectors.request_timeline(found),
         "may_decide": may_decide,
         "refusal": refusal,
         "decision_form": decision_form or DecisionForm(initial={"decision": "approve"}),
@@ -300,82 +300,6 @@ def _evidence_items(evidence: Any) -> list[tuple[str, str]]:
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         items.append((str(key), text))
     return items
-
-
-def _metric_comparison(user, found: DeploymentRequest) -> dict | None:
-    """The version's latest metrics beside those of the endpoint's live version (runs the
-    user may see only)."""
-    endpoint = (
-        selectors.visible_endpoints(user)
-        .filter(name=found.endpoint_name, state=Endpoint.State.LIVE)
-        .select_related("current_version__registered_model", "current_version__run")
-        .first()
-    )
-    live = endpoint.current_version if endpoint is not None else None
-    if live is not None and live.pk == found.model_version_id:
-        live = None
-    candidate = found.model_version
-    runs = [run for run in (candidate.run, live.run if live else None) if run is not None]
-    visible = registry_pages.visible_run_ids(user, runs)
-    metrics = tracking_selectors.latest_metrics_by_run([run for run in runs if run.pk in visible])
-    mine = metrics.get(candidate.run_id, {}) if candidate.run_id in visible else {}
-    theirs = metrics.get(live.run_id, {}) if live is not None and live.run_id in visible else {}
-    thresholds = {row["metric"]: row for row in found.environment.metric_thresholds or []}
-    rows = []
-    for key in sorted(set(mine) | set(theirs)):
-        new, old = _metric_value(mine.get(key)), _metric_value(theirs.get(key))
-        rows.append(
-            {
-                "key": key,
-                "new": new,
-                "old": old,
-                "delta": new - old if new is not None and old is not None else None,
-                "threshold": thresholds.get(key),
-            }
-        )
-    return {
-        "endpoint": endpoint,
-        "live": live,
-        "rows": rows,
-        "candidate_hidden": candidate.run_id is not None and candidate.run_id not in visible,
-        "live_hidden": live is not None and live.run_id is not None and live.run_id not in visible,
-    }
-
-
-def _metric_value(metric) -> float | None:
-    if metric is None or metric.is_nan or metric.value is None:
-        return None
-    return metric.value
-
-
-def _timeline(found: DeploymentRequest, approvals: list[Approval]) -> list[dict]:
-    events = [{"at": found.created_at, "who": found.requester, "kind": "created", "text": "Created the request."}]
-    if found.submitted_at:
-        events.append(
-            {"at": found.submitted_at, "who": found.requester, "kind": "submitted", "text": "Submitted for approval."}
-        )
-    for approval in approvals:
-        events.append(
-            {
-                "at": approval.created_at,
-                "who": approval.approver,
-                "kind": approval.decision,
-                "text": approval.comment,
-                "approval": approval,
-            }
-        )
-    if found.decided_at and found.state in (State.REJECTED, State.EXPIRED):
-        events.append({"at": found.decided_at, "who": None, "kind": found.state, "text": found.state_reason})
-    if found.deployed_at:
-        events.append(
-            {
-                "at": found.deployed_at,
-                "who": found.deployed_by,
-                "kind": "live",
-                "text": f"Live on {found.endpoint_name}.",
-            }
-        )
-    return sorted(events, key=lambda event: event["at"])
 
 
 # --- Endpoints -----------------------------------------------------------------------------------

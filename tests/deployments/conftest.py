@@ -124,6 +124,7 @@ def make_version(
         )
     number = (model.versions.count() or 0) + 1
     version = ModelVersion.objects.create(
+        signature_inputs=_signature_inputs(files),
         registered_model=model,
         version=number,
         source=location,
@@ -137,6 +138,15 @@ def make_version(
     )
     ModelCard.objects.create(model_version=version, creation_timestamp=0, last_updated_timestamp=0, **(card or {}))
     return version
+
+
+def _signature_inputs(files: dict[str, bytes] | None):
+    """The signature inputs of a model folder's MLmodel file (what registering it would read)."""
+    import json
+
+    document = yaml.safe_load((files or {}).get("MLmodel", b"") or "{}") or {}
+    inputs = (document.get("signature") or {}).get("inputs")
+    return json.loads(inputs) if isinstance(inputs, str) else None
 
 
 def _log_latest_metrics(run, metrics: dict) -> None:
@@ -176,3 +186,17 @@ def pass_checks(request) -> None:
 def add_to_group(user, name: str) -> None:
     user.groups.add(Group.objects.get(name=name))
     user.__dict__.pop("_causeway_roles", None)
+
+
+def skops_model_files() -> dict[str, bytes]:
+    """A fitted scikit-learn pipeline saved by mlflow with skops (servable without pickles), as
+    the files of an MLflow model folder. Columns a, b, n (numbers) and region (text)."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.deployments.test_serving_loader import pipeline_model, save_sklearn
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "model"
+        save_sklearn(folder, pipeline_model())
+        return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}

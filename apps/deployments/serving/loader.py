@@ -9,7 +9,9 @@ artifact storage into a local folder, `var/serving-cache/<version id>/`, then lo
 - scikit-learn pickles and any other MLflow pyfunc: only where the endpoint's environment allows
   pickles, since unpickling runs whatever code the file carries.
 
-Loaded models are kept per process (an LRU of a few models) keyed by version id: the serving
+A serving process loads every live endpoint's models as it boots (`warm_up`, called from gunicorn's
+`post_worker_init` when SERVING_WARM_UP is set: the Procfile's `serve` entry and the k8s serve
+deployment set it). Loaded models are kept per process (an LRU of a few models) keyed by version id: the serving
 view reads the endpoint row on every request, so a change of the endpoint's version is a cache
 miss and the new version loads on its first request, while the version files themselves never
 change once registered.
@@ -487,3 +489,66 @@ class ModelCache:
 
 
 models = ModelCache(size=settings.SERVING_MAX_MODELS)
+
+
+# --- Warm-up at process start ----------------------------------------------------------------------
+
+
+@dataclass
+class WarmUpReport:
+    """What a warm-up loaded (labels) and what it could not (endpoint, version id, reason)."""
+
+    loaded: list[str] = field(default_factory=list)
+    failed: list[tuple[str, int, str]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+
+
+def warm_up(cache: ModelCache | None = None, *, heartbeat: Callable[[], Any] | None = None) -> WarmUpReport:
+    """Load the versions every live endpoint serves (primary and canary) into this process's
+    cache, so the first caller after a (re)start does not pay for copying and loading the model.
+
+    Called once per serving process as it boots (platform/gunicorn.conf.py, `post_worker_init`,
+    when SERVING_WARM_UP is set). It never raises: a model that cannot load is reported and left
+    for the request path to answer 503 on, and the other endpoints still warm up. Versions beyond
+    the cache's size are skipped rather than evicting ones already loaded. `heartbeat` is called
+    before each model (gunicorn's `worker.notify`, so a long warm-up is not taken for a hung
+    worker and killed after WEB_TIMEOUT)."""
+    from django.db import DatabaseError
+
+    from apps.deployments.models import Endpoint
+
+    cache = cache or models
+    report = WarmUpReport()
+    try:
+        rows = list(
+            Endpoint.objects.filter(state=Endpoint.State.LIVE, current_version__isnull=False)
+            .order_by("name")
+            .values_list("name", "current_version_id", "canary_version_id", "environment__allow_pickle")
+        )
+    except DatabaseError as exc:
+        logger.warning("serving: warm-up skipped, the database is not reachable: %s", exc)
+        return report
+    seen: set[int] = set()
+    for name, current_id, canary_id, allow_pickle in rows:
+        for version_id in filter(None, (current_id, canary_id)):
+            if version_id in seen:
+                continue
+            seen.add(version_id)
+            if len(report.loaded) >= cache.size:
+                report.skipped.append((name, version_id))
+                continue
+            if heartbeat is not None:
+                heartbeat()
+            try:
+                predictor = cache.get_or_load(version_id, allow_pickle=bool(allow_pickle))
+            except ModelLoadError as exc:
+                report.failed.append((name, version_id, str(exc)))
+            else:
+                report.loaded.append(predictor.label)
+    logger.info(
+        "serving: warm-up loaded %d model(s)%s%s",
+        len(report.loaded),
+        f", {len(report.failed)} failed" if report.failed else "",
+        f", {len(report.skipped)} beyond SERVING_MAX_MODELS" if report.skipped else "",
+    )
+    return report
