@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchVector
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import Value
 
 from apps.catalog.models import Dataset
 
@@ -52,27 +52,106 @@ def _bump_generation() -> None:
 
 MAX_RANKED = 1000
 
+# Matches come in tiers: every word in the name, then every word in the name, tags or column
+# names, then every word anywhere. Within a tier, matches are ordered by relevance when there are
+# few of them; when a word is common (tens of thousands of matches), ranking would score every
+# match (the cost grows with the catalog) to order rows that all match in the same fields, so
+# that tier is listed by name instead, walking the name index until enough rows are found.
+# A tier is "common" above sqrt(wanted × catalog size) matches: ranking costs one score per
+# match, the name walk about wanted ÷ selectivity rows, and the two are equal there.
+_TIERS = (("A", "name"), ("AB", "name keywords"), ("", ""))
+_BM25 = "bm25(catalog_dataset_fts, 10.0, 4.0, 1.0)"
+
 
 def ranked_ids(text: str, limit: int = MAX_RANKED) -> list[int]:
     """Ids of the best-matching datasets for the words of `text`, best first (at most `limit`).
-    Every word must match, as a prefix. Name matches weigh most, then tags and column names,
+    Every word must match, as a prefix. Name matches come first, then tags and column names,
     then descriptions. Permission filtering is the caller's (selectors.search_datasets)."""
     words = _WORD.findall(text.lower())[:12]
     if not words:
         return []
-    if connection.vendor == "postgresql":
-        query = SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config="english")
-        return list(
-            Dataset.objects.filter(search_vector=query)
-            .annotate(rank=SearchRank(F("search_vector"), query))
-            .order_by("-rank", "name")
-            .values_list("pk", flat=True)[:limit]
-        )
-    match = " ".join(f'"{w}"*' for w in words)
+    tier_ids = _postgres_tier if connection.vendor == "postgresql" else _sqlite_tier
+    found: list[int] = []
+    seen: set[int] = set()
+    catalog_size = _catalog_size()
+    for weights, columns in _TIERS:
+        wanted = limit - len(found)
+        if wanted <= 0:
+            break
+        rank_at_most = max(wanted, int((wanted * catalog_size) ** 0.5))
+        # Earlier tiers' matches also match this one: fetch enough to skip them.
+        for pk in tier_ids(
+            words, weights if connection.vendor == "postgresql" else columns, wanted + len(seen), rank_at_most
+        ):
+            if pk not in seen:
+                seen.add(pk)
+                found.append(pk)
+                if len(found) >= limit:
+                    break
+    return found
+
+
+def _catalog_size() -> int:
+    """The planner's row estimate (kept fresh by the hourly ANALYZE); exact enough to choose a
+    strategy, and free."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'catalog_dataset'::regclass")
+        else:
+            cursor.execute("SELECT max(rowid) FROM catalog_dataset_fts")
+        row = cursor.fetchone()
+    return max(int(row[0] or 0), 1) if row else 1
+
+
+def _postgres_tier(words: list[str], weights: str, wanted: int, rank_at_most: int) -> list[int]:
+    restricted = " & ".join(f"{w}:*{weights}" for w in words)
+    anywhere = " & ".join(f"{w}:*" for w in words)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH %s "  # noqa: S608
-            f"ORDER BY bm25({_FTS_TABLE}, 10.0, 4.0, 1.0) LIMIT %s",
-            [match, limit],
+            "SELECT id FROM catalog_dataset WHERE search_vector @@ to_tsquery('english', %s) LIMIT %s",
+            [restricted, rank_at_most + 1],
         )
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        if len(ids) <= rank_at_most:
+            cursor.execute(
+                "SELECT id FROM catalog_dataset WHERE id = ANY(%s) "
+                "ORDER BY ts_rank(search_vector, to_tsquery('english', %s)) DESC, name, id LIMIT %s",
+                [ids, anywhere, wanted],
+            )
+        else:
+            # ts_match_vq is the function behind @@; written as a call, the GIN index cannot be
+            # used, so the planner walks the name index and stops after `wanted` matches.
+            cursor.execute(
+                "SELECT id FROM catalog_dataset WHERE ts_match_vq(search_vector, to_tsquery('english', %s)) "
+                "ORDER BY name, id LIMIT %s",
+                [restricted, wanted],
+            )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _sqlite_tier(words: list[str], columns: str, wanted: int, rank_at_most: int) -> list[int]:
+    match = " AND ".join(f'"{w}"*' for w in words)
+    if columns:
+        match = f"{{{columns}}} : ({match})"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH %s LIMIT %s)",  # noqa: S608
+            [match, rank_at_most + 1],
+        )
+        matches = cursor.fetchone()[0]
+        if not matches:
+            return []
+        if matches <= rank_at_most:
+            cursor.execute(
+                f"SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH %s ORDER BY {_BM25} LIMIT %s",  # noqa: S608
+                [match, wanted],
+            )
+        else:
+            cursor.execute(
+                f"SELECT id FROM catalog_dataset WHERE id IN (SELECT rowid FROM {_FTS_TABLE} "  # noqa: S608
+                f"WHERE {_FTS_TABLE} MATCH %s) ORDER BY name, id LIMIT %s",
+                [match, wanted],
+            )
         return [row[0] for row in cursor.fetchall()]

@@ -3,6 +3,7 @@
 import pytest
 
 from apps.catalog import selectors, services
+from apps.catalog.models import Dataset
 from tests.catalog.factories import make_dataset
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +108,30 @@ def test_search_facets_count_exactly_the_visible_results(corpus, users):
     assert {f: sorted((i["value"], i["count"]) for i in v) for f, v in result.facets.items()} == {
         f: sorted((i["value"], i["count"]) for i in v) for f, v in expected.items()
     }
+
+
+def test_a_common_word_lists_each_tier_by_name_without_ranking_every_match(users):
+    from apps.catalog import search
+
+    owner = users["scientist"]
+    for name in ["Delta churn", "Alpha churn", "Echo churn", "Charlie churn", "Bravo churn", "Foxtrot churn"]:
+        make_dataset(owner, name, description="Monthly figures.")
+    make_dataset(owner, "Aardvark sightings", description="Nothing to do with churn.")
+    # Asking for 3 of 7 matches makes "churn" common (more than sqrt(3 × 7) matches): the name
+    # tier is walked in name order and the description-only match never makes the cut.
+    found = search.ranked_ids("churn", limit=3)
+    assert [Dataset.objects.get(pk=pk).name for pk in found] == ["Alpha churn", "Bravo churn", "Charlie churn"]
+
+
+def test_name_matches_come_before_description_matches_even_when_listed_by_name(users):
+    from apps.catalog import search
+
+    owner = users["scientist"]
+    for name in ["Aardvark sightings", "Aardwolf sightings", "Abacus sightings"]:
+        make_dataset(owner, name, description="Churn of the zoo's visitors.")
+    for name in ["Zulu churn", "Yankee churn", "X-ray churn"]:
+        make_dataset(owner, name, description="Monthly figures.")
+    found = search.ranked_ids("churn", limit=4)
+    names_found = [Dataset.objects.get(pk=pk).name for pk in found]
+    assert set(names_found[:3]) == {"X-ray churn", "Yankee churn", "Zulu churn"}  # few: ranked
+    assert names_found[3] == "Aardvark sightings"
