@@ -65,8 +65,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "jobs.view_job",
         "jobs.retry_job",
         "jobs.cancel_job",
-        "monitoring.change_alert",
-        "monitoring.add_alertrule",
+        "alerting.change_alert",
+        "alerting.add_alertrule",
     ),
     BUSINESS_OWNER: (
         "value.add_usecase",

@@ -66,3 +66,43 @@ def teams_with_counts() -> QuerySet[Team]:
 
 def team_members(team: Team) -> QuerySet[User]:
     return User.objects.filter(groups=team.group_id).order_by("username")
+
+
+def can_manage_team(user: User, team: Team) -> bool:
+    """Add and remove members: platform admins and the team's lead. Naming the lead and
+    creating teams: platform admins only."""
+    return bool(user.is_authenticated and (is_platform_admin(user) or team.lead_id == user.pk))
+
+
+def users_for_admin(*, text: str = "", role: str = "", status: str = "") -> QuerySet[User]:
+    """The admin users list: search over username, names and e-mail, filter by role slug
+    (roles.ROLE_SLUGS values, or "none") and status (active / inactive). Roles and teams are
+    prefetched (two queries for the whole page)."""
+    from django.contrib.auth.models import Group
+    from django.db.models import Prefetch, Q
+
+    users = User.objects.all()
+    text = (text or "").strip()
+    if text:
+        users = users.filter(
+            Q(username__icontains=text)
+            | Q(display_name__icontains=text)
+            | Q(first_name__icontains=text)
+            | Q(last_name__icontains=text)
+            | Q(email__icontains=text)
+        )
+    by_slug = {slug: name for name, slug in ROLE_SLUGS.items()}
+    if role == "none":
+        users = users.exclude(groups__name__in=ALL_ROLES)
+    elif role in by_slug:
+        users = users.filter(groups__name=by_slug[role])
+    if status == "active":
+        users = users.filter(is_active=True)
+    elif status == "inactive":
+        users = users.filter(is_active=False)
+    return users.order_by("username").prefetch_related(
+        Prefetch("groups", queryset=Group.objects.filter(name__in=ALL_ROLES).order_by("name"), to_attr="role_groups"),
+        Prefetch(
+            "groups", queryset=Group.objects.filter(team__isnull=False).select_related("team"), to_attr="team_groups"
+        ),
+    )

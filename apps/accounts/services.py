@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import Notification, PersonalAccessToken, Team, User
-from apps.accounts.roles import ALL_ROLES
+from apps.accounts.roles import ADMIN, ALL_ROLES
 from apps.accounts.selectors import is_platform_admin
 from apps.audit import services as audit
 
@@ -168,17 +168,107 @@ def set_roles(*, user: User, roles: list[str], by: User) -> None:
     with transaction.atomic():
         current = set(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
         wanted = set(roles)
-        if current == wanted:
+        # Platform admins use the Django admin (object permissions of every governed model);
+        # the admin site lets in staff only, so staff follows the role (superusers keep it).
+        staff = ADMIN in wanted or user.is_superuser
+        if current == wanted and staff == user.is_staff:
             return
         user.groups.remove(*Group.objects.filter(name__in=current - wanted))
         user.groups.add(*Group.objects.filter(name__in=wanted - current))
+        before = {"roles": sorted(current), "is_staff": user.is_staff}
+        if staff != user.is_staff:
+            user.is_staff = staff
+            user.save(update_fields=["is_staff"])
+        user.__dict__.pop("_causeway_roles", None)  # selectors.roles_of
         audit.record(
             actor=by,
             action="user.set_roles",
             target=user,
-            before={"roles": sorted(current)},
-            after={"roles": sorted(wanted)},
+            before=before,
+            after={"roles": sorted(wanted), "is_staff": user.is_staff},
         )
+
+
+def _require_admin(by: User) -> None:
+    if not is_platform_admin(by):
+        raise PermissionDenied("Only platform admins manage users.")
+
+
+def invite_user(
+    *,
+    username: str,
+    email: str,
+    by: User,
+    set_password_url: Callable[[str, str], str],
+    display_name: str = "",
+    roles: Iterable[str] = (),
+    teams: Iterable[Team] = (),
+) -> User:
+    """Create an account without a password and e-mail its owner a link to choose one (Django's
+    password-reset token: single use, expires after PASSWORD_RESET_TIMEOUT, void once the
+    password is set). `set_password_url(uidb64, token)` builds the absolute link. Platform admins."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.core.mail import send_mail
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    _require_admin(by)
+    username = (username or "").strip()
+    email = (email or "").strip()
+    if not username:
+        raise ValidationError({"username": "Choose a username."})
+    if not email:
+        raise ValidationError({"email": "The invitation is sent by e-mail: give an address."})
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": f"The username {username!r} is taken."})
+    with transaction.atomic():
+        user = User(username=username, email=email, display_name=(display_name or "").strip())
+        user.set_unusable_password()
+        user.full_clean(exclude=["password"])
+        user.save()
+        audit.record(
+            actor=by,
+            action="user.invite",
+            target=user,
+            after={"username": user.username, "email": user.email, "display_name": user.display_name},
+        )
+        set_roles(user=user, roles=list(roles), by=by)
+        for team in teams:
+            add_team_member(team=team, user=user, by=by)
+        link = set_password_url(urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user))
+        subject = "You are invited to Causeway"
+        body = (
+            f"Hello {user},\n\n{by} created a Causeway account for you (username: {user.username}).\n"
+            f"Choose your password here (the link works once):\n\n{link}\n"
+        )
+        transaction.on_commit(
+            lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
+        )
+    return user
+
+
+def set_active(*, user: User, active: bool, by: User) -> User:
+    """Deactivate (or reactivate) an account. A deactivated user cannot sign in, their open
+    sessions end at their next request (the auth backend refuses inactive users) and their
+    tokens are refused while inactive; nothing they own is deleted. Platform admins, never on
+    themselves (an admin cannot lock the last door behind them)."""
+    _require_admin(by)
+    if user.pk == by.pk and not active:
+        raise ValidationError("You cannot deactivate your own account.")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.is_active == active:
+            return user
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        audit.record(
+            actor=by,
+            action="user.reactivate" if active else "user.deactivate",
+            target=user,
+            before={"is_active": not active},
+            after={"is_active": active},
+        )
+    return user
 
 
 def notify(

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts import selectors, services
-from apps.accounts.forms import TokenCreateForm
+from apps.accounts.forms import TeamMemberForm, TokenCreateForm
 from apps.accounts.models import PersonalAccessToken, Team
 
 
@@ -66,10 +66,24 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @login_required
 def team_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/team_list.html", {"teams": selectors.teams_with_counts()})
+    return render(
+        request,
+        "accounts/team_list.html",
+        {"teams": selectors.teams_with_counts(), "is_admin": selectors.is_platform_admin(request.user)},
+    )
 
 
 @login_required
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = get_object_or_404(Team.objects.select_related("lead"), slug=slug)
-    return render(request, "accounts/team_detail.html", {"team": team, "members": selectors.team_members(team)})
+    return render(
+        request,
+        "accounts/team_detail.html",
+        {
+            "team": team,
+            "members": selectors.team_members(team),
+            "can_manage": selectors.can_manage_team(request.user, team),
+            "is_admin": selectors.is_platform_admin(request.user),
+            "member_form": TeamMemberForm(),
+        },
+    )

@@ -21,3 +21,40 @@ class RegistryConfig(AppConfig):
         register_object_visibility("registry.modelversion", can_view_version_id)
         register_object_visibility("registry.modelcard", can_view_card_id)
         register_artifact_reader(can_read_version_artifact)
+        _register_sharing()
+
+
+def _register_sharing() -> None:
+    # The Share dialog (apps.accounts.sharing) changes shares through the registry's services.
+    from django.urls import reverse
+
+    from apps.accounts.sharing import Level, Shareable, register
+    from apps.registry import permissions, selectors, services
+    from apps.registry.models import RegisteredModel
+
+    def share(*, obj, by, level, user, team, grant) -> None:
+        if grant:
+            services.share_model_at_level(by=by, model=obj, level=level.key, user=user, team=team)
+        else:  # the registry takes every share of a grantee back at once
+            services.unshare_model(by=by, model=obj, user=user, team=team)
+
+    register(
+        Shareable(
+            kind="model",
+            model=RegisteredModel,
+            label="registered model",
+            levels=(
+                Level("view", "view", "view_registeredmodel"),
+                Level("change", "change (versions, cards, aliases)", "change_registeredmodel"),
+                Level("request_deployment", "request deployment", "request_deployment_registeredmodel"),
+            ),
+            lookup=lambda user, pk: (
+                selectors.visible_models(user).select_related("owner", "team__lead").filter(pk=pk).first()
+            ),
+            can_manage=permissions.can_manage,
+            share=share,
+            revoke=lambda obj, by, user, team: services.unshare_model(by=by, model=obj, user=user, team=team),
+            visible=selectors.visible_models,
+            url=lambda obj: reverse("registry:model", args=[obj.name]),
+        )
+    )

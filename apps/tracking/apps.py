@@ -12,3 +12,34 @@ class TrackingConfig(AppConfig):
 
         register_object_visibility("tracking.experiment", can_view_experiment_id)
         register_object_visibility("tracking.run", can_view_run_id)
+        _register_sharing()
+
+
+def _register_sharing() -> None:
+    # The Share dialog (apps.accounts.sharing) changes shares through share_experiment only.
+    from django.urls import reverse
+
+    from apps.accounts.sharing import Level, Shareable, register
+    from apps.tracking import permissions, selectors, services
+    from apps.tracking.models import Experiment
+
+    register(
+        Shareable(
+            kind="experiment",
+            model=Experiment,
+            label="experiment",
+            levels=(
+                Level("view", "view", "view_experiment"),
+                Level("change", "change (log runs)", "change_experiment"),
+            ),
+            lookup=lambda user, pk: (
+                selectors.visible_experiments(user).select_related("owner", "team__lead").filter(pk=pk).first()
+            ),
+            can_manage=permissions.can_manage,
+            share=lambda obj, by, level, user, team, grant: services.share_experiment(
+                by=by, experiment=obj, permission=level.codename, user=user, team=team, grant=grant
+            ),
+            visible=selectors.visible_experiments,
+            url=lambda obj: reverse("tracking:experiment", args=[obj.pk]),
+        )
+    )
