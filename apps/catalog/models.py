@@ -92,6 +92,10 @@ class Dataset(models.Model):
     # FTS5 table mirrors it (both created in migration 0002).
     search_text = models.TextField(blank=True, editable=False)
     search_vector = SearchVectorField(null=True, editable=False)
+    # PostgreSQL only: the name alone, and the name with tags and column names, each with its
+    # own GIN index (migration 0005), so the first search tiers never read the whole document.
+    name_vector = SearchVectorField(null=True, editable=False)
+    keyword_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

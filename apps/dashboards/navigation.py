@@ -40,6 +40,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Jobs", "jobs:list", "bi-list-task"),
     NavItem("Audit", "audit:log", "bi-journal-check", frozenset({"approver", "admin"})),
     NavItem("Teams", "accounts:team_list", "bi-people"),
+    NavItem("Access", "accounts:manage_users", "bi-shield-lock", frozenset({"admin"})),
 )
 
 

@@ -73,6 +73,10 @@ FRAGMENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
 # an app that adds a share action adds it here.
 PERMISSION_ACTIONS: tuple[str, ...] = (
     "user.set_roles",
+    "user.invite",
+    "user.deactivate",
+    "user.reactivate",
+    "admin.object_permissions_changed",
     "team.add_member",
     "team.remove_member",
     "team.set_lead",
