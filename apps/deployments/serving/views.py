@@ -3,7 +3,8 @@ MLflow's scoring protocol (see protocol.py), for callers with a personal access 
 
 Who may call (permissions.can_invoke): the endpoint's owner, its team, platform admins, and
 whoever holds `invoke_endpoint` on it (guardian, to a user or a team). No token or a bad one:
-401; a signed-in caller without the right: 403; an unknown or retired endpoint: 404.
+401; a caller who may see the endpoint but not call it: 403; an unknown or retired endpoint, or
+one the caller may not see: 404.
 
 The request path is kept to two queries once the model is loaded: the token (with its user),
 and the endpoint row with the caller's right to invoke it computed in the same statement. That
@@ -36,7 +37,7 @@ from apps.deployments.models import (
     EndpointUserObjectPermission,
     Environment,
 )
-from apps.deployments.serving import loader, protocol
+from apps.deployments.serving import loader, observers, protocol
 
 logger = logging.getLogger("causeway.serving")
 
@@ -140,6 +141,12 @@ def _authorise(request, name: str) -> tuple[dict | None, HttpResponse | None]:
         or any(row[key] for key in ("admin", "in_team", "shared", "team_shared"))
     )
     if not allowed:
+        # Refusals are rare: only here is it worth asking whether the caller may know the
+        # endpoint exists. Those who may not get the same 404 as for a name that never existed.
+        from apps.deployments.selectors import visible_endpoints
+
+        if not visible_endpoints(user).filter(pk=row["pk"]).exists():
+            return None, _error(404, "RESOURCE_DOES_NOT_EXIST", f"No live endpoint named '{name}'.")
         return None, _error(403, "PERMISSION_DENIED", f"You may not invoke the endpoint '{name}'.")
     if row["current_version_id"] is None:
         return None, _error(503, "TEMPORARILY_UNAVAILABLE", f"The endpoint '{name}' has no version serving.")
@@ -159,10 +166,32 @@ def _predictor(row: dict, version_id: int) -> tuple[loader.Predictor | None, Htt
 def invocations(request, endpoint: str) -> HttpResponse:
     started = time.perf_counter()
     outcome = _Outcome()
+    # The id RequestContextMiddleware gave the request (and echoes in X-Request-ID).
+    outcome.request_id = getattr(request, "request_id", "") or observers.request_id_from(
+        request.headers.get("X-Request-ID")
+    )
     response = _invoke(request, endpoint, outcome)
     if outcome.label:
         response[MODEL_VERSION_HEADER] = outcome.label
+    response[observers.REQUEST_ID_HEADER] = outcome.request_id
     _log(endpoint, outcome.label or "-", outcome.canary, response.status_code, outcome.rows, started)
+    if outcome.endpoint_id is not None and observers.active():
+        # Monitoring's telemetry: only calls that reached an endpoint the caller may invoke.
+        status = response.status_code
+        observers.notify(
+            observers.Invocation(
+                endpoint_id=outcome.endpoint_id,
+                endpoint_name=endpoint,
+                model_version_id=outcome.version_id,
+                request_id=outcome.request_id,
+                at=time.time(),
+                latency_ms=1000 * (time.perf_counter() - started),
+                status=status,
+                error_kind=(outcome.error_kind or observers.error_kind_for(status)) if status >= 400 else "",
+                inputs=outcome.data,
+                predictions=outcome.predictions,
+            )
+        )
     return response
 
 
@@ -173,6 +202,13 @@ class _Outcome:
     label = ""
     canary = False
     rows = 0
+    # For the invocation observers (monitoring).
+    request_id = ""
+    endpoint_id: int | None = None
+    version_id: int | None = None
+    error_kind = ""
+    data = None
+    predictions = None
 
 
 def _invoke(request, endpoint: str, outcome: _Outcome) -> HttpResponse:
@@ -181,6 +217,7 @@ def _invoke(request, endpoint: str, outcome: _Outcome) -> HttpResponse:
     row, refusal = _authorise(request, endpoint)
     if refusal is not None:
         return refusal
+    outcome.endpoint_id = row["pk"]
     limit = max_body_bytes()
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -195,6 +232,7 @@ def _invoke(request, endpoint: str, outcome: _Outcome) -> HttpResponse:
 
     outcome.canary = bool(row["canary_version_id"]) and draw() < row["canary_percent"]
     version_id = row["canary_version_id"] if outcome.canary else row["current_version_id"]
+    outcome.version_id = version_id
     predictor, refusal = _predictor(row, version_id)
     if refusal is not None:
         return refusal
@@ -202,13 +240,16 @@ def _invoke(request, endpoint: str, outcome: _Outcome) -> HttpResponse:
     try:
         data = protocol.parse_request(body, request.META.get("CONTENT_TYPE", ""), predictor.signature)
         outcome.rows = len(data)
+        outcome.data = data
         try:
             predictions = predictor.predict(data)
         except Exception as exc:  # the model refused this input: MLflow answers 400 too
+            outcome.error_kind = "model_error"
             raise protocol.ProtocolError(
                 "Encountered an unexpected error while evaluating the model. Verify that the input is "
                 f"compatible with the model for inference. Error: {type(exc).__name__}: {exc}"
             )
+        outcome.predictions = predictions
         return _json(200, protocol.predictions_json(predictions))
     except protocol.ProtocolError as exc:
         return _json(exc.status, protocol.error_json(exc.error_code, exc.message))
