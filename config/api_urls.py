@@ -13,6 +13,8 @@ from apps.lineage.api import DatasetLineageView, ModelVersionLineageView, RunLin
 from apps.registry.api import ModelCardHtmlView, ModelCardJsonView, ModelCardMarkdownView
 
 router = DefaultRouter()
+# No `.json` suffix twins: custom @action methods take no `format` argument, so `/jobs/<id>/cancel.json` was a 500.
+router.include_format_suffixes = False
 router.register("tokens", TokenViewSet, basename="token")
 router.register("teams", TeamViewSet, basename="team")
 router.register("jobs", JobViewSet, basename="job")

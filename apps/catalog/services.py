@@ -184,7 +184,8 @@ def add_external_version(
 def request_profile(*, version: DatasetVersion, by: User) -> None:
     """Profile a version again (after a fix of the file on the server, or a failed run)."""
     _require_change(by, version.dataset)
-    if not (version.file or version.source_uri.startswith("/")):
+    external = version.status == DatasetVersion.Status.EXTERNAL  # a URI recorded elsewhere, not a server file
+    if not (version.file or (version.source_uri.startswith("/") and not external)):
         raise ValidationError("Only uploaded files and server paths can be profiled.")
     with transaction.atomic():
         DatasetVersion.objects.filter(pk=version.pk).update(status=DatasetVersion.Status.PENDING, error="")

@@ -25,6 +25,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.accounts.authentication import user_from_authorization_header
+from apps.core import ratelimit
 from apps.tracking import permissions, search, selectors, services, validation
 from apps.tracking.errors import InvalidParameter, NotFound, TrackingError
 from apps.tracking.models import (
@@ -144,6 +145,19 @@ def _resolve(endpoint: str, method: str) -> tuple[Handler | None, dict[str, str]
 
 
 def authenticate(request: HttpRequest) -> tuple[Any, HttpResponse | None]:
+    """The caller (see _identify), within their request budget (MLFLOW_API_RATE_LIMIT): 429
+    REQUEST_LIMIT_EXCEEDED with Retry-After past it, which the mlflow client backs off on."""
+    user, failure = _identify(request)
+    if failure is None:
+        wait = ratelimit.hit("mlflow:" + ratelimit.caller_key(request, user), settings.MLFLOW_API_RATE_LIMIT)
+        if wait is not None:
+            response = error_response("REQUEST_LIMIT_EXCEEDED", f"Too many requests: retry in {wait} s.", 429)
+            response["Retry-After"] = str(wait)
+            return None, response
+    return user, failure
+
+
+def _identify(request: HttpRequest) -> tuple[Any, HttpResponse | None]:
     """The token's user (Bearer, or Basic with the token as password), else the session's
     user, with Django's CSRF check for unsafe methods. 401 in MLflow's shape otherwise."""
     header = request.META.get("HTTP_AUTHORIZATION", "")

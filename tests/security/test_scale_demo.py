@@ -1,0 +1,34 @@
+"""`manage.py scale_demo` (the load test's data): copies keep owner and visibility."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("world")
+class TestScaleDemo:
+    def test_scaling_by_three_adds_two_copies_of_everything_with_the_same_owner_and_visibility(self, world):
+        from apps.catalog.models import Dataset
+        from apps.deployments.models import DeploymentRequest
+        from apps.registry.models import ModelVersion
+        from apps.tracking.models import LatestMetric, Run
+
+        before = {
+            model: model.objects.count() for model in (Dataset, Run, ModelVersion, DeploymentRequest, LatestMetric)
+        }
+        call_command("scale_demo", factor=3, stdout=io.StringIO())
+        for model, count in before.items():
+            assert model.objects.count() == 3 * count, model.__name__
+        copy = Dataset.objects.get(slug=f"{world.dataset.slug}-x2")
+        assert (copy.owner_id, copy.visibility) == (world.owner.pk, world.dataset.visibility)
+        assert copy.current_version.columns.count() == world.dataset.current_version.columns.count()
+
+    def test_a_scaled_database_is_not_scaled_twice(self, world):
+        call_command("scale_demo", factor=2, stdout=io.StringIO())
+        with pytest.raises(CommandError, match="scaled already"):
+            call_command("scale_demo", factor=2)
