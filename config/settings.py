@@ -302,6 +302,21 @@ SERVING_MAX_BODY_BYTES = env_int("SERVING_MAX_BODY_MB", 5) * 1024 * 1024
 SERVING_CACHE_DIR = Path(env("SERVING_CACHE_DIR", str(VAR_DIR / "serving-cache")))
 SERVING_MAX_MODELS = env_int("SERVING_MAX_MODELS", 8)
 
+# --- Business value (use cases, costs, ROI) ----------------------------------------------------
+# The organisation's currency (ISO 4217): new use cases and entries use it; no conversion, ever.
+CAUSEWAY_CURRENCY = env("CAUSEWAY_CURRENCY", "EUR").strip().upper()
+VALUE_MAX_IMPORT_BYTES = env_int("VALUE_MAX_IMPORT_KB", 1024) * 1024
+VALUE_ACCRUAL_LOOKBACK_DAYS = env_int("VALUE_ACCRUAL_LOOKBACK_DAYS", 2)
+
+# --- Monitoring ---------------------------------------------------------------------------
+# Serving processes buffer telemetry in memory and flush it this often (seconds).
+MONITORING_FLUSH_SECONDS = float(env("MONITORING_FLUSH_SECONDS", "5"))
+# Prediction records (joined to outcome feedback by request id) are kept this long.
+MONITORING_PREDICTION_RETENTION_DAYS = env_int("MONITORING_PREDICTION_RETENTION_DAYS", 90)
+# /metrics (Prometheus): a bearer token, and/or client networks allowed without one (CIDRs).
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
+
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
@@ -343,6 +358,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-pending-deployment-requests": {"task": "deployments.expire_pending_requests", "schedule": 300.0},
     "flush-serving-telemetry": {"task": "monitoring.flush_telemetry", "schedule": 10.0},
     "compute-drift": {"task": "monitoring.compute_drift_reports", "schedule": 900.0},
+    "purge-expired-payloads": {"task": "monitoring.purge_expired_payloads", "schedule": 3600.0},
     "evaluate-alert-rules": {"task": "alerting.evaluate_alert_rules", "schedule": 60.0},
     "accrue-compute-costs": {"task": "value.accrue_compute_costs", "schedule": 3600.0},
 }
@@ -365,8 +381,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # One budget per caller (apps/core/ratelimit.py): API_RATE_LIMIT below.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.ratelimit.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Request budgets per signed-in user ("N/second|minute|hour"; "0" turns one off). Counted in the
+# cache: per process without REDIS_URL. Off by default in tests, which set them where they test them.
+API_RATE_LIMIT = env("API_RATE_LIMIT", "0" if CAUSEWAY_ENV == "test" else "1200/minute")
+MLFLOW_API_RATE_LIMIT = env("MLFLOW_API_RATE_LIMIT", "0" if CAUSEWAY_ENV == "test" else "12000/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Causeway API",
     "DESCRIPTION": "Causeway's own REST API. The MLflow-compatible API lives under /api/2.0/mlflow/.",

@@ -14,6 +14,8 @@ from apps.accounts.models import User  # noqa: E402
 from apps.accounts.roles import ADMIN, APPROVER, BUSINESS_OWNER, ENGINEER, OPERATIONS, SCIENTIST  # noqa: E402
 from tests import job_kinds  # noqa: E402,F401  (registers test-only job kinds before any worker starts)
 
+pytest_plugins = ["tests.browser"]  # the one `browser` fixture every test directory shares
+
 ROLE_USERS = {
     "scientist": SCIENTIST,
     "engineer": ENGINEER,

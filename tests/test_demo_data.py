@@ -372,3 +372,117 @@ def test_requests_in_several_states(demo_db):
 def test_the_approvers_have_requests_in_their_inbox(demo_db):
     assert deployment_selectors.inbox(User.objects.get(username="approver2")).count() == 2
     assert deployment_selectors.inbox(User.objects.get(username="approver")).count() == 1
+
+
+# --- Business value (apps/value/demo.py) ------------------------------------------------------
+
+
+def _use_case(name: str):
+    from apps.value.models import UseCase
+
+    return UseCase.objects.select_related("owner").get(name=name)
+
+
+def test_demo_use_cases_cover_every_stage_once_each_after_two_loads(demo_db):
+    from apps.value.models import STAGE_ORDER, UseCase
+
+    assert UseCase.objects.count() == 6
+    assert set(UseCase.objects.values_list("stage", flat=True)) == set(STAGE_ORDER)
+    assert set(UseCase.objects.values_list("owner__username", flat=True)) == {"owner"}
+
+
+def test_demo_use_cases_have_a_year_of_monthly_costs(demo_db):
+    from apps.value.models import CostEntry
+
+    churn = _use_case("Customer churn reduction")
+    months = {entry.period_start.replace(day=1) for entry in CostEntry.objects.filter(use_case=churn)}
+    assert len(months) >= 12
+    assert CostEntry.objects.filter(use_case=churn, source="imported", category="compute").count() == 12
+
+
+def test_the_churn_use_case_has_paid_back_and_fraud_triage_has_not(demo_db):
+    from apps.value import selectors
+
+    churn = selectors.summary_of(_use_case("Customer churn reduction"))
+    assert churn.payback_date is not None and churn.roi > 0
+    fraud = selectors.summary_of(_use_case("Card fraud triage"))
+    assert fraud.payback_date is None and fraud.value > 0 and fraud.roi < 0
+
+
+def test_the_retired_use_case_lost_money_at_the_end(demo_db):
+    from apps.value.models import ValueEntry
+
+    branches = _use_case("Branch staffing forecast")
+    assert branches.stage == "retired"
+    assert ValueEntry.objects.filter(use_case=branches, amount__lt=0).exists()
+
+
+def test_the_churn_use_case_is_linked_to_the_live_endpoint_and_its_data(demo_db):
+    churn = _use_case("Customer churn reduction")
+    assert list(churn.endpoints.values_list("name", flat=True)) == ["churn-propensity"]
+    assert list(churn.registered_models.values_list("name", flat=True)) == ["churn-propensity"]
+    assert churn.datasets.filter(name="Customer churn labels").exists()
+    assert churn.stage_changes.count() == 5
+
+
+def test_the_business_owner_sees_the_demo_portfolio(demo_db):
+    from apps.value import selectors
+
+    figures = selectors.portfolio(User.objects.get(username="owner"))
+    assert len(figures.rows) == 6
+    assert figures.totals["EUR"].value > 0
+    assert figures.median_days_to_production is not None
+
+
+def test_compute_rates_are_set_for_each_environment_and_a_default(demo_db):
+    from apps.value.models import ComputeRate
+
+    assert ComputeRate.objects.filter(environment__isnull=True).count() == 1
+    assert set(ComputeRate.objects.exclude(environment=None).values_list("environment__name", flat=True)) == {
+        "staging",
+        "production",
+    }
+
+
+def test_the_live_churn_endpoint_has_weeks_of_telemetry(demo_db):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from apps.monitoring import selectors as monitoring
+    from apps.monitoring.models import TrafficMinute
+
+    endpoint = Endpoint.objects.get(name="churn-propensity")
+    oldest = TrafficMinute.objects.filter(endpoint=endpoint).order_by("minute").first().minute
+    assert timezone.now() - oldest > dt.timedelta(days=21)
+    now = timezone.now()
+    assert monitoring.endpoint_window_stats(endpoint, start=now - dt.timedelta(days=7), end=now).requests > 1000
+
+
+def test_the_live_churn_endpoint_drifts_against_its_training_profile(demo_db):
+    from apps.monitoring import selectors as monitoring
+
+    report = monitoring.latest_drift_report(Endpoint.objects.get(name="churn-propensity"))
+    assert report.verdict == "alert"
+    assert report.reference_version.dataset.name == "Customer churn labels"
+    assert next(f for f in report.features if f["name"] == "score")["verdict"] == "alert"
+
+
+def test_the_demo_environments_have_default_alert_rules(demo_db):
+    from apps.alerting import demo as alerting_demo
+    from apps.alerting.models import AlertRule
+
+    assert AlertRule.objects.filter(environment__name="production").count() == len(alerting_demo.PRODUCTION_DEFAULTS)
+    assert AlertRule.objects.filter(environment__name="staging").count() == len(alerting_demo.STAGING_DEFAULTS)
+    assert AlertRule.objects.filter(endpoint__name="churn-propensity", kind="live_metric_below").count() == 1
+
+
+def test_the_drifting_demo_endpoint_has_one_open_firing_drift_alert(demo_db):
+    from apps.alerting.models import Alert
+
+    open_alerts = Alert.objects.filter(state__in=Alert.OPEN_STATES)
+    assert open_alerts.count() == 1  # loading twice opened no duplicate
+    alert = open_alerts.get()
+    assert alert.state == "firing" and alert.rule.kind == "drift_score"
+    assert alert.value >= alert.threshold
+    assert alert.endpoint.drift_reports.exists()

@@ -36,6 +36,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     ),
     NavItem("Approvals", "deployments:inbox", "bi-check2-square", frozenset({"approver", "admin"})),
     NavItem("Monitoring", "monitoring:ops", "bi-activity", frozenset({"ops", "engineer", "admin"})),
+    NavItem("Alerts", "alerting:alert_list", "bi-bell", frozenset({"ops", "engineer", "admin"})),
     NavItem("Use cases", "value:portfolio", "bi-cash-coin", frozenset({"owner", "engineer", "admin"})),
     NavItem("Jobs", "jobs:list", "bi-list-task"),
     NavItem("Audit", "audit:log", "bi-journal-check", frozenset({"approver", "admin"})),

@@ -6,7 +6,7 @@ import pytest
 from apps.accounts.roles import APPROVER
 from apps.dashboards import selectors
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import browser, sign_in  # noqa: F401  (the session's browser fixture)
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -256,11 +256,20 @@ def test_a_wrong_token_is_401(endpoint):
     assert response.status_code == 401
 
 
-def test_a_token_without_invoke_permission_is_403(endpoint):
-    stranger = Client(HTTP_AUTHORIZATION=f"Bearer {token_for(make_user('stranger'))}")
-    response = post(stranger, split())
+def test_a_caller_who_may_see_the_endpoint_but_not_invoke_it_gets_403(endpoint):
+    operator = Client(HTTP_AUTHORIZATION=f"Bearer {token_for(make_user('operator', 'Operations'))}")
+    response = post(operator, split())
     assert response.status_code == 403
     assert response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+def test_a_caller_who_may_not_see_the_endpoint_gets_the_same_404_as_for_no_endpoint(endpoint):
+    stranger = Client(HTTP_AUTHORIZATION=f"Bearer {token_for(make_user('stranger'))}")
+    response = post(stranger, split())
+    assert response.status_code == 404
+    assert response.json() == post(stranger, split(), name="no-such-endpoint").json() | {
+        "message": "No live endpoint named 'churn'."
+    }
 
 
 def test_an_unknown_endpoint_is_404(client):
@@ -343,7 +352,7 @@ def test_refused_requests_are_logged_too(endpoint, caplog):
         post(stranger, split())
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serve ")]
     assert len(lines) == 1
-    assert "endpoint=churn version=- canary=no status=403 rows=0" in lines[0]
+    assert "endpoint=churn version=- canary=no status=404 rows=0" in lines[0]
 
 
 def test_a_new_version_on_the_endpoint_is_loaded_on_the_next_request(client, endpoint, owner, version):

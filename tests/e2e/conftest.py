@@ -1,53 +1,6 @@
 """End-to-end journeys in a real browser: Debian's Chromium driven by Playwright against a
-live server. Screenshots go to $ARTIFACTS_DIR/e2e (var/ci-artifacts/e2e by default)."""
-
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "var" / "ci-artifacts")) / "e2e"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        message = "Chromium is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("CAUSEWAY_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # between browser steps are still plain synchronous code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def screenshot():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-    def take(page, name: str) -> None:
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-    return take
+live server. The `browser` and `screenshot` fixtures live in tests/browser.py (for every test
+directory); this module keeps the sign-in step the journeys share."""
 
 
 def sign_in(browser, live_server, username: str, password: str):
