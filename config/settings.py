@@ -317,6 +317,12 @@ MONITORING_PREDICTION_RETENTION_DAYS = env_int("MONITORING_PREDICTION_RETENTION_
 METRICS_TOKEN = env("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
 
+# --- Alerting -----------------------------------------------------------------------------
+ALERTING_WEBHOOK_TIMEOUT_SECONDS = float(env("ALERTING_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# The public address of Causeway (e.g. https://causeway.example.com): links in webhook payloads
+# and e-mails are absolute when it is set, relative otherwise.
+SITE_URL = env("SITE_URL", "")
+
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
