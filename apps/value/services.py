@@ -175,7 +175,7 @@ def update_use_case(*, use_case: UseCase, by: User, **changes: Any) -> UseCase:
                 {"currency": "This use case already has entries in its currency; Causeway does not convert."}
             )
     with transaction.atomic():
-        use_case = UseCase.objects.select_for_update().select_related("owner", "team").get(pk=use_case.pk)
+        use_case = UseCase.objects.select_for_update(of=("self",)).select_related("owner", "team").get(pk=use_case.pk)
         before = _snapshot(use_case)
         for key, value in changes.items():
             setattr(use_case, key, value.strip() if key == "name" and isinstance(value, str) else value)
@@ -602,7 +602,7 @@ def set_compute_rate(
     job_rate = _parse_rate(job_hour_rate, "job_hour_rate")
     code = _check_currency_code(currency or organisation_currency())
     with transaction.atomic():
-        rate = ComputeRate.objects.select_for_update().filter(environment=environment).first()
+        rate = ComputeRate.objects.select_for_update(of=("self",)).filter(environment=environment).first()
         before = (
             None
             if rate is None

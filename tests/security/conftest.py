@@ -101,7 +101,12 @@ def build_world(tmp) -> SimpleNamespace:
     from apps.alerting.models import Alert, AlertRule, Silence
 
     rule = AlertRule.objects.create(
-        name="Failed jobs", kind="job_failures", endpoint=endpoint, comparison="gte", threshold=1, owner=owner
+        name="Failed jobs",
+        kind="job_failures",
+        endpoint=endpoint,
+        comparison=AlertRule.Comparison.GTE,
+        threshold=1,
+        owner=owner,
     )
     alert = Alert.objects.create(
         rule=rule,
