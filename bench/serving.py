@@ -77,16 +77,7 @@ def prepare() -> tuple[str, Path, list[dict]]:
     import django
 
     django.setup()
-    import warnings
-
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from churn_model import train_and_save
 
     from apps.accounts import services as accounts
     from apps.accounts.models import User
@@ -94,34 +85,8 @@ def prepare() -> tuple[str, Path, list[dict]]:
     from apps.registry.models import ModelVersion, RegisteredModel
     from apps.tracking import artifacts
 
-    rng = np.random.default_rng(7)
-    n = 2000
-    frame = pd.DataFrame(
-        {
-            "tenure_months": rng.integers(1, 72, n).astype(float),
-            "monthly_spend": rng.normal(60, 20, n).round(2),
-            "support_calls": rng.poisson(1.5, n).astype(float),
-            "discount": rng.uniform(0, 0.3, n).round(3),
-            "region": rng.choice(["north", "south", "east", "west"], n),
-        }
-    )
-    target = ((frame.support_calls > 2) & (frame.tenure_months < 24)).astype(int).to_numpy()
-    numeric = ["tenure_months", "monthly_spend", "support_calls", "discount"]
-    columns = ColumnTransformer(
-        [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])]
-    )
-    model = Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=500))]).fit(frame, target)
     folder = WORK / "model"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mlflow.sklearn.save_model(
-            model,
-            str(folder),
-            signature=infer_signature(frame, model.predict(frame)),
-            serialization_format="skops",
-            skops_trusted_types=["numpy.dtype"],
-            pip_requirements=[],
-        )
+    frame = train_and_save(folder)
 
     user = User.objects.create_user(username="bench", password="bench-password-long-enough")  # noqa: S106
     _, token = accounts.create_token(user=user, name="bench")

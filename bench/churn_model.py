@@ -1,0 +1,49 @@
+"""The small scikit-learn model the serving and telemetry benchmarks serve: a churn classifier
+over four numbers and one category, saved with skops the way the stock mlflow client saves it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+ROWS = 2000
+
+
+def train_and_save(folder: Path):
+    """Train on generated data, save as an MLflow model in `folder`; returns the training frame."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "tenure_months": rng.integers(1, 72, ROWS).astype(float),
+            "monthly_spend": rng.normal(60, 20, ROWS).round(2),
+            "support_calls": rng.poisson(1.5, ROWS).astype(float),
+            "discount": rng.uniform(0, 0.3, ROWS).round(3),
+            "region": rng.choice(["north", "south", "east", "west"], ROWS),
+        }
+    )
+    target = ((frame.support_calls > 2) & (frame.tenure_months < 24)).astype(int).to_numpy()
+    numeric = ["tenure_months", "monthly_spend", "support_calls", "discount"]
+    columns = ColumnTransformer(
+        [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])]
+    )
+    model = Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=500))]).fit(frame, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=infer_signature(frame, model.predict(frame)),
+            serialization_format="skops",
+            skops_trusted_types=["numpy.dtype"],
+            pip_requirements=[],
+        )
+    return frame
