@@ -16,6 +16,17 @@ from tests import job_kinds  # noqa: E402,F401  (registers test-only job kinds b
 
 pytest_plugins = ["tests.browser"]  # the one `browser` fixture every test directory shares
 
+
+@pytest.fixture(autouse=True)
+def forget_serving_telemetry():
+    """Calls served in one test are observed by monitoring's in-process recorder; they must not
+    be flushed into a later test's database, where their endpoints no longer exist."""
+    yield
+    from apps.monitoring.telemetry import recorder
+
+    recorder.discard()
+
+
 ROLE_USERS = {
     "scientist": SCIENTIST,
     "engineer": ENGINEER,

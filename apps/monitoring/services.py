@@ -31,6 +31,7 @@ from apps.monitoring.models import (
     PredictionRecord,
     TrafficMinute,
 )
+from apps.registry.models import ModelVersion
 
 MAX_OUTCOMES_PER_CALL = 5000
 MAX_STORED_PREDICTIONS = 10_000  # rows per request kept for joining outcomes
@@ -84,6 +85,29 @@ class PredictionToStore:
     inputs_expire_at: dt.datetime | None = None
 
 
+def _still_existing(batches: dict, predictions: Sequence[PredictionToStore]) -> tuple[dict, list[PredictionToStore]]:
+    """Drop what was observed for an endpoint or model version deleted since: written, it would
+    break a foreign key and fail every later flush, since a failed flush is kept for the next."""
+    endpoint_ids = {key[0] for key in batches} | {p.endpoint_id for p in predictions}
+    version_ids = {key[1] for key in batches if key[1]} | {
+        p.model_version_id for p in predictions if p.model_version_id
+    }
+    if not endpoint_ids:
+        return batches, list(predictions)
+    endpoints = set(Endpoint.objects.filter(pk__in=endpoint_ids).values_list("pk", flat=True))
+    versions = (
+        set(ModelVersion.objects.filter(pk__in=version_ids).values_list("pk", flat=True)) if version_ids else set()
+    )
+
+    def kept(endpoint_id: int, version_id: int | None) -> bool:
+        return endpoint_id in endpoints and (version_id is None or version_id in versions)
+
+    return (
+        {key: batch for key, batch in batches.items() if kept(key[0], key[1])},
+        [p for p in predictions if kept(p.endpoint_id, p.model_version_id)],
+    )
+
+
 def merge_minutes(batches: Iterable[MinuteBatch], predictions: Sequence[PredictionToStore] = ()) -> int:
     """Add the batches to their per-minute rows, and store prediction records, in one transaction.
 
@@ -91,7 +115,7 @@ def merge_minutes(batches: Iterable[MinuteBatch], predictions: Sequence[Predicti
     (conflicts ignored: another flusher may have inserted the same key), then every row is read
     under a row lock (Postgres; SQLite's IMMEDIATE transactions hold the database write lock)
     and the sums written back. Returns the number of rows touched."""
-    batches = _combine(batches)
+    batches, predictions = _still_existing(_combine(batches), predictions)
     # Every flusher inserts and locks rows in the same order, so two never wait on each other
     # in a cycle (Postgres would break the deadlock by failing one).
     ordered = sorted(batches.values(), key=lambda b: (b.endpoint_id, b.model_version_id or 0, b.minute))

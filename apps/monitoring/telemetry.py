@@ -106,6 +106,12 @@ class Recorder:
 
     # --- Flushing -------------------------------------------------------------------------------
 
+    def discard(self) -> None:
+        """Forget everything observed and not yet written (the test suite, between tests)."""
+        with self._flush_lock:
+            self._events.clear()
+            self._pending, self._pending_predictions = [], []
+
     def pending(self) -> int:
         return len(self._events)
 

@@ -281,3 +281,16 @@ def test_a_canarys_calls_are_logged_apart_from_the_primarys(endpoint, client, ow
     recorder.flush()
     by_version = dict(TrafficMinute.objects.values_list("model_version_id", "requests"))
     assert by_version == {canary.pk: 1, endpoint.current_version_id: 2}
+
+
+def test_a_flush_skips_what_was_observed_for_an_endpoint_deleted_since(db, users):
+    endpoint = make_endpoint(users["engineer"])
+    gone = make_endpoint(users["engineer"], name="gone-soon")
+    minute = timezone.now().replace(second=0, microsecond=0)
+    batches = [
+        services.MinuteBatch(endpoint_id=endpoint.pk, model_version_id=None, minute=minute, requests=2),
+        services.MinuteBatch(endpoint_id=gone.pk, model_version_id=None, minute=minute, requests=3),
+    ]
+    gone.delete()
+    services.merge_minutes(batches)
+    assert list(TrafficMinute.objects.values_list("endpoint_id", "requests")) == [(endpoint.pk, 2)]
