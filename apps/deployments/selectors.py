@@ -113,6 +113,27 @@ def deployers(request: DeploymentRequest) -> QuerySet[User]:
 # --- Requests ---------------------------------------------------------------------------------
 
 
+def requests_for_list(
+    user, *, state: str = "", environment: str = "", model: str = "", requester: str = ""
+) -> QuerySet[DeploymentRequest]:
+    """The requests list: visible requests narrowed by the filters, newest first, each with its
+    approval count (one query per page)."""
+    requests = visible_requests(user)
+    if state:
+        requests = requests.filter(state=state)
+    if environment:
+        requests = requests.filter(environment__name=environment)
+    if model:
+        requests = requests.filter(model_version__registered_model__name__icontains=model)
+    if requester:
+        requests = requests.filter(requester__username=requester)
+    return (
+        requests.select_related("model_version__registered_model", "environment", "requester")
+        .annotate(approval_count=Count("approvals", filter=Q(approvals__decision=Approval.Decision.APPROVE)))
+        .order_by("-created_at", "-id")
+    )
+
+
 def visible_requests(user) -> QuerySet[DeploymentRequest]:
     """Requests `user` may see: of models they can see, their own, their environments' (as an
     approver); Operations and admins see all."""

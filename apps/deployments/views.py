@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -47,19 +47,12 @@ def _approved_prefetch(lookup: str) -> Prefetch:
 @require_GET
 def request_list(request: HttpRequest) -> HttpResponse:
     choice = RequestListForm(request.GET).values()
-    requests = selectors.visible_requests(request.user)
-    if choice["state"]:
-        requests = requests.filter(state=choice["state"])
-    if choice["environment"]:
-        requests = requests.filter(environment__name=choice["environment"])
-    if choice["model"]:
-        requests = requests.filter(model_version__registered_model__name__icontains=choice["model"])
-    if choice["requester"]:
-        requests = requests.filter(requester__username=choice["requester"])
-    requests = (
-        requests.select_related("model_version__registered_model", "environment", "requester")
-        .annotate(approval_count=Count("approvals", filter=Q(approvals__decision=Approval.Decision.APPROVE)))
-        .order_by("-created_at", "-id")
+    requests = selectors.requests_for_list(
+        request.user,
+        state=choice["state"],
+        environment=choice["environment"],
+        model=choice["model"],
+        requester=choice["requester"],
     )
     page = Paginator(requests, PER_PAGE).get_page(request.GET.get("page"))
     context = {
