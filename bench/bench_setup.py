@@ -1,10 +1,34 @@
-"""The small scikit-learn model the serving and telemetry benchmarks serve: a churn classifier
-over four numbers and one category, saved with skops the way the stock mlflow client saves it."""
+"""What the serving, telemetry and drift benchmarks share: a fresh Causeway database in a
+folder of their own, and the small scikit-learn model they serve (a churn classifier over four
+numbers and one category, saved with skops the way the stock mlflow client saves it)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_django(work: Path, env: dict[str, str]) -> None:
+    """Empty `work`, migrate a new database there with `env`'s settings, then set Django up in
+    this process with the same settings."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
 
 ROWS = 2000
 

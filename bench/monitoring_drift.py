@@ -20,9 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -51,18 +48,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--minutes", type=int, default=1440)
     args = parser.parse_args()
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    env = settings_env()
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
+    from bench_setup import fresh_django
 
-    django.setup()
+    fresh_django(WORK, settings_env())
     import numpy as np
     import pandas as pd
     from django.utils import timezone

@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -58,20 +55,11 @@ def settings_env() -> dict[str, str]:
 
 
 def prepare():
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    env = settings_env()
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
+    from bench_setup import fresh_django
 
-    django.setup()
-    from churn_model import ROWS as n
-    from churn_model import train_and_save
+    fresh_django(WORK, settings_env())
+    from bench_setup import ROWS as n
+    from bench_setup import train_and_save
 
     from apps.accounts import services as accounts
     from apps.accounts.models import User

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -65,19 +64,10 @@ def settings_env() -> dict[str, str]:
 
 def prepare() -> tuple[str, Path, list[dict]]:
     """A fresh database with one live endpoint; returns (token, model folder, sample rows)."""
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    env = settings_env()
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
+    from bench_setup import fresh_django
 
-    django.setup()
-    from churn_model import train_and_save
+    fresh_django(WORK, settings_env())
+    from bench_setup import train_and_save
 
     from apps.accounts import services as accounts
     from apps.accounts.models import User
