@@ -16,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from apps.catalog.selectors import can_view_dataset_id
 from apps.jobs.models import Job
 from apps.jobs.selectors import jobs_visible_to, status_counts
 from apps.monitoring import charts, selectors, services
@@ -93,13 +94,13 @@ def ops(request: HttpRequest) -> HttpResponse:
 @require_GET
 def health_fragment(request: HttpRequest) -> HttpResponse:
     """Worker, beat and broker health (loaded by htmx: the broker probe may take a moment)."""
-    from apps.core.views import _check_broker, _check_database
+    from apps.core import health
 
     heartbeat = Heartbeat.objects.filter(key=HEARTBEAT_KEY).first()
     age = (timezone.now() - heartbeat.at).total_seconds() if heartbeat else None
     context = {
-        "database": _check_database(),
-        "broker": _check_broker(),
+        "database": health.check_database(),
+        "broker": health.check_broker(),
         "heartbeat": heartbeat,
         "heartbeat_age": age,
         "worker_ok": age is not None and age <= HEARTBEAT_STALE_SECONDS,
@@ -179,6 +180,9 @@ def drift_report(request: HttpRequest, name: str, report_id: int) -> HttpRespons
     context = {
         "endpoint": endpoint,
         "report": report,
+        # The reference may be a dataset the viewer may not see: then it is not named.
+        "reference_visible": report.reference_version is not None
+        and can_view_dataset_id(request.user, str(report.reference_version.dataset_id)),
         "features": features,
         "score_figure": charts.drift_score_figure(history, report.warn_threshold, report.alert_threshold),
         "prediction_figure": charts.feature_figure({"name": "prediction", **report.prediction})
