@@ -22,8 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.deployments.models import Endpoint
-from apps.monitoring import reference, services, summaries
-from apps.monitoring.models import DriftReport, EndpointMonitoring, TrafficMinute, Verdict
+from apps.monitoring import reference, selectors, services, summaries
+from apps.monitoring.models import DriftReport, TrafficMinute, Verdict
 
 MIN_ROWS = 30  # fewer current rows than this: scores are noise, not reported
 
@@ -123,7 +123,7 @@ def prediction_scores(baseline: dict, current: dict) -> dict[str, Any] | None:
 def compute_report(endpoint: Endpoint, *, now: dt.datetime | None = None, save: bool = True) -> DriftReport | None:
     """The endpoint's drift report for the window ending `now`; None when it served nothing."""
     now = now or timezone.now()
-    config = EndpointMonitoring.objects.filter(endpoint=endpoint).first() or EndpointMonitoring(endpoint=endpoint)
+    config = selectors.monitoring_settings(endpoint)
     window = dt.timedelta(hours=config.drift_window_hours)
     start = now - window
     rows, current, predictions = merged_window(endpoint.pk, start, now)

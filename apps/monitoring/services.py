@@ -249,12 +249,6 @@ def record_minute(
 # --- Settings ---------------------------------------------------------------------------------
 
 
-def settings_for(endpoint: Endpoint) -> EndpointMonitoring:
-    """The endpoint's monitoring settings (unsaved defaults when never set)."""
-    found = EndpointMonitoring.objects.filter(endpoint=endpoint).first()
-    return found or EndpointMonitoring(endpoint=endpoint)
-
-
 def can_change_settings(user, endpoint: Endpoint) -> bool:
     return deployment_permissions.can_manage_endpoint(user, endpoint) or deployment_permissions.can_operate_endpoint(
         user, endpoint

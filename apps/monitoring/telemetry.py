@@ -184,15 +184,17 @@ class Recorder:
         config = self._configs.get(key)
         if config is not None and config.expires > time.monotonic():
             return config
-        settings_row = EndpointMonitoring.objects.filter(endpoint_id=endpoint_id).first()
+        # Unsaved defaults (the model's) when the endpoint's monitoring was never set.
+        settings_row = EndpointMonitoring.objects.filter(endpoint_id=endpoint_id).first() or EndpointMonitoring(
+            endpoint_id=endpoint_id
+        )
         dataset_version = reference.reference_for(
-            reference_version_id=settings_row.reference_version_id if settings_row else None,
-            model_version_id=version_id,
+            reference_version_id=settings_row.reference_version_id, model_version_id=version_id
         )
         config = _EndpointConfig(
             spec=reference.spec_of(dataset_version.profile if dataset_version else None),
-            store_payloads=bool(settings_row and settings_row.store_payloads),
-            retention_days=settings_row.payload_retention_days if settings_row else 7,
+            store_payloads=settings_row.store_payloads,
+            retention_days=settings_row.payload_retention_days,
             reference_id=dataset_version.pk if dataset_version else None,
         )
         self._configs[key] = config

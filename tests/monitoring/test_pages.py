@@ -227,3 +227,17 @@ def test_the_endpoint_card_fragment_is_404_without_a_grant_and_shown_to_viewers(
     response = login(viewer(endpoint)).get(url)
     assert response.status_code == 200
     assert b"20 requests" in response.content
+
+
+def test_drift_report_page_names_the_reference_only_to_who_may_see_its_dataset(users, endpoint, report):
+    from tests.catalog.factories import make_dataset
+
+    dataset = make_dataset(users["engineer"], "secret-training", visibility="private")
+    report.reference_version = dataset.versions.get()
+    report.save(update_fields=["reference_version"])
+    url = reverse("monitoring:drift_report", args=[endpoint.name, report.pk])
+    assert b"secret-training" in login(users["engineer"]).get(url).content
+    response = login(viewer(endpoint)).get(url)
+    assert response.status_code == 200
+    assert b"secret-training" not in response.content
+    assert b"a dataset you may not see" in response.content
