@@ -109,19 +109,17 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         """Firing → acknowledged (the endpoint's owner, on-call team, Operations, admins)."""
+        alert = self.get_object()  # hidden: 404 before anything else is looked at
         comment = _comment(request)
-        return Response(
-            AlertSerializer(services.acknowledge(alert=self.get_object(), by=request.user, comment=comment)).data
-        )
+        return Response(AlertSerializer(services.acknowledge(alert=alert, by=request.user, comment=comment)).data)
 
     @extend_schema(request=CommentSerializer, responses=AlertSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         """Firing or acknowledged → resolved."""
+        alert = self.get_object()  # hidden: 404 before anything else is looked at
         comment = _comment(request)
-        return Response(
-            AlertSerializer(services.resolve(alert=self.get_object(), by=request.user, comment=comment)).data
-        )
+        return Response(AlertSerializer(services.resolve(alert=alert, by=request.user, comment=comment)).data)
 
 
 def _comment(request) -> str:

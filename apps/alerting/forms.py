@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.alerting.models import Alert, AlertRule, Severity, WebhookChannel
+from apps.alerting.services import RULE_FIELDS
 
 
 class AlertListForm(forms.Form):
@@ -30,19 +31,7 @@ class CommentForm(forms.Form):
 class RuleForm(forms.ModelForm):
     class Meta:
         model = AlertRule
-        fields = [
-            "name",
-            "kind",
-            "comparison",
-            "threshold",
-            "window_minutes",
-            "metric_name",
-            "job_kind",
-            "baseline",
-            "severity",
-            "on_call_team",
-            "enabled",
-        ]
+        fields = list(RULE_FIELDS)  # the fields services accept; their rules are checked there
         help_texts = {
             "threshold": "Percent for error rate and traffic drop, milliseconds for latency, PSI for drift.",
             "window_minutes": "How far back each evaluation looks (the latest report for drift).",

@@ -80,13 +80,13 @@ def visible_rules(user) -> QuerySet[AlertRule]:
         return AlertRule.objects.none()
     return AlertRule.objects.filter(
         Q(endpoint_id__in=_visible_endpoint_ids(user)) | Q(environment__isnull=False)
-    ).select_related("endpoint__environment", "environment", "owner", "on_call_team")
+    ).select_related("endpoint__environment", "endpoint__team", "environment", "owner", "on_call_team")
 
 
 def rule_for(user, pk) -> AlertRule | None:
     if not str(pk).isdigit():
         return None
-    return visible_rules(user).select_related("endpoint__team").filter(pk=int(pk)).first()
+    return visible_rules(user).filter(pk=int(pk)).first()
 
 
 def visible_silences(user) -> QuerySet[Silence]:
@@ -94,13 +94,13 @@ def visible_silences(user) -> QuerySet[Silence]:
         return Silence.objects.none()
     return Silence.objects.filter(
         Q(endpoint_id__in=_visible_endpoint_ids(user)) | Q(endpoint__isnull=True)
-    ).select_related("endpoint", "environment", "rule", "created_by", "ended_by")
+    ).select_related("endpoint__team", "environment", "rule", "created_by", "ended_by")
 
 
 def silence_for(user, pk) -> Silence | None:
     if not str(pk).isdigit():
         return None
-    return visible_silences(user).select_related("endpoint__team").filter(pk=int(pk)).first()
+    return visible_silences(user).filter(pk=int(pk)).first()
 
 
 def active_silences(now: datetime | None = None) -> list[Silence]:

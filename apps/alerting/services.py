@@ -89,8 +89,8 @@ RULE_FIELDS = (
     "job_kind",
     "baseline",
     "severity",
-    "enabled",
     "on_call_team",
+    "enabled",
 )
 
 

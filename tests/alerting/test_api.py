@@ -44,6 +44,9 @@ def test_a_user_without_a_part_sees_nothing_and_gets_404(api_client, alert, peop
     assert api_client.get(f"{LIST}{alert.pk}/").status_code == 404
     response = api_client.post(f"{LIST}{alert.pk}/acknowledge/", {}, format="json")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    # A bad body does not tell a stranger anything either: the hidden alert answers 404 first.
+    response = api_client.post(f"{LIST}{alert.pk}/resolve/", {"comment": "x" * 6000}, format="json")
+    assert response.status_code == 404
 
 
 def test_a_bad_filter_is_a_400(api_client, alert, people):

@@ -313,3 +313,46 @@ def test_an_alerts_history_is_visible_to_those_who_see_the_alert_only(client, al
     response = _as(client, people["owner_user"]).get(url)
     assert response.status_code == 200 and "alerting.alert.opened" in response.content.decode()
     assert _as(client, people["stranger"]).get(url).status_code in (403, 404)
+
+
+def _teamed_rules_and_silences(count, people):
+    from apps.accounts import services as accounts
+
+    for _ in range(count):
+        n = AlertRule.objects.count()
+        team = accounts.create_team(name=f"squad-{n}", by=people["admin"], lead=people["owner_user"])
+        endpoint = make_endpoint(people["oncall"], name=f"teamed-{n}", team=team)  # led, not owned
+        job_rule(endpoint, people["owner_user"])
+        services.create_silence(
+            by=people["owner_user"], endpoint=endpoint, ends_at=timezone.now() + timedelta(hours=1), reason="x"
+        )
+
+
+@pytest.mark.parametrize("url_name", ["alerting:rule_list", "alerting:silence_list"])
+def test_rule_and_silence_lists_cost_the_same_for_many_rows(client, people, url_name):
+    client = _as(client, people["owner_user"])
+    url = reverse(url_name)
+    _teamed_rules_and_silences(1, people)
+    client.get(url)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    _teamed_rules_and_silences(5, people)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).status_code == 200
+    assert len(many) == len(one), [q["sql"] for q in many.captured_queries]
+
+
+def test_the_admin_only_reads_alerting_rows(rf, people):
+    """Writes go through services (permission + audit); the admin must not bypass them."""
+    from django.contrib import admin
+
+    from apps.alerting.models import WebhookChannel, WebhookDelivery
+
+    request = rf.get("/")
+    request.user = people["admin"]
+    for model in (Alert, AlertRule, Silence, WebhookChannel, WebhookDelivery):
+        model_admin = admin.site._registry[model]
+        assert not model_admin.has_add_permission(request)
+        assert not model_admin.has_change_permission(request)
+        assert not model_admin.has_delete_permission(request)
+    assert "secret" in admin.site._registry[WebhookChannel].exclude
