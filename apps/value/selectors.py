@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import Team
@@ -289,9 +289,3 @@ def home_widget(user) -> dict:
         "in_production": sum(1 for row in figures.rows if row.use_case.stage == Stage.PRODUCTION),
         "mine": mine,
     }
-
-
-def with_page_data(use_cases: QuerySet[UseCase]) -> QuerySet[UseCase]:
-    return use_cases.select_related("owner", "team").prefetch_related(
-        Prefetch("stage_changes", queryset=StageChange.objects.select_related("changed_by"))
-    )

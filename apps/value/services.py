@@ -290,10 +290,11 @@ def parse_amount(raw: Any, *, field: str = "amount", allow_negative: bool = Fals
         raise ValidationError({field: f"{raw!r} is not an amount."}) from None
     if not amount.is_finite():
         raise ValidationError({field: "Give a finite amount."})
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(roi.CENT):
-        raise ValidationError({field: "At most two decimal places."})
+    # Range first: quantizing a huge amount raises InvalidOperation (a 500, not a 400).
     if abs(amount) > MAX_AMOUNT:
         raise ValidationError({field: "Too large."})
+    if amount.as_tuple().exponent < -2 and amount != amount.quantize(roi.CENT):
+        raise ValidationError({field: "At most two decimal places."})
     if amount < 0 and not allow_negative:
         raise ValidationError({field: "A cost cannot be negative (enter a refund as negative value instead)."})
     return amount.quantize(roi.CENT)

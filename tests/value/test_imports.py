@@ -83,3 +83,12 @@ def test_files_that_are_not_utf8_are_refused(users):
     use_case = make_use_case(users["owner"])
     with pytest.raises(services.ImportRejected, match="UTF-8"):
         services.import_entries(use_case=use_case, by=users["owner"], kind="costs", content=b"\xff\xfe\x00bad")
+
+
+def test_a_huge_amount_with_many_decimals_is_a_line_error_not_a_crash(users):
+    use_case = make_use_case(users["owner"])
+    content = b"period_start,period_end,category,amount\n2025-01-01,2025-01-31,people," + b"9" * 40 + b".001\n"
+    with pytest.raises(services.ImportRejected) as caught:
+        services.import_entries(use_case=use_case, by=users["owner"], kind="costs", content=content)
+    assert caught.value.errors_by_line == ["Line 2: amount: Too large."]
+    assert not CostEntry.objects.exists()
