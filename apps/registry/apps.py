@@ -28,7 +28,7 @@ def _register_sharing() -> None:
     # The Share dialog (apps.accounts.sharing) changes shares through the registry's services.
     from django.urls import reverse
 
-    from apps.accounts.sharing import Level, Shareable, register
+    from apps.accounts.sharing import Level, owned_shareable, register
     from apps.registry import permissions, selectors, services
     from apps.registry.models import RegisteredModel
 
@@ -39,7 +39,7 @@ def _register_sharing() -> None:
             services.unshare_model(by=by, model=obj, user=user, team=team)
 
     register(
-        Shareable(
+        owned_shareable(
             kind="model",
             model=RegisteredModel,
             label="registered model",
@@ -47,9 +47,6 @@ def _register_sharing() -> None:
                 Level("view", "view", "view_registeredmodel"),
                 Level("change", "change (versions, cards, aliases)", "change_registeredmodel"),
                 Level("request_deployment", "request deployment", "request_deployment_registeredmodel"),
-            ),
-            lookup=lambda user, pk: (
-                selectors.visible_models(user).select_related("owner", "team__lead").filter(pk=pk).first()
             ),
             can_manage=permissions.can_manage,
             share=share,

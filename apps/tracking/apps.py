@@ -19,21 +19,17 @@ def _register_sharing() -> None:
     # The Share dialog (apps.accounts.sharing) changes shares through share_experiment only.
     from django.urls import reverse
 
-    from apps.accounts.sharing import Level, Shareable, register
+    from apps.accounts.sharing import Level, owned_shareable, register
     from apps.tracking import permissions, selectors, services
     from apps.tracking.models import Experiment
 
     register(
-        Shareable(
+        owned_shareable(
             kind="experiment",
             model=Experiment,
-            label="experiment",
             levels=(
                 Level("view", "view", "view_experiment"),
                 Level("change", "change (log runs)", "change_experiment"),
-            ),
-            lookup=lambda user, pk: (
-                selectors.visible_experiments(user).select_related("owner", "team__lead").filter(pk=pk).first()
             ),
             can_manage=permissions.can_manage,
             share=lambda obj, by, level, user, team, grant: services.share_experiment(

@@ -340,3 +340,20 @@ def test_every_object_page_carries_the_share_button_for_its_managers(client, use
     body = page.content.decode()
     assert reverse("accounts:share", args=[kind, obj.pk]) in body
     assert 'data-testid="share-button"' in body
+
+
+def test_a_manager_who_removes_their_own_share_gets_an_answer_not_a_500(client, users, objects):
+    """A change share lets its holder manage the dataset's shares; removing it (in the htmx
+    dialog) leaves them unable to see the object any more, which must not break the answer."""
+    dataset = objects["dataset"]
+    shareable = sharing.shareable_for_kind("dataset")
+    holder = users["scientist"]
+    sharing.grant(shareable=shareable, obj=dataset, by=users["admin"], level="change", user=holder)
+    client.force_login(holder)
+    response = client.post(
+        reverse("accounts:share_revoke", args=["dataset", dataset.pk]),
+        {"grantee": f"user:{holder.pk}", "level": "view"},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    assert [grant.levels for grant in sharing.read_grants(shareable, dataset)] == [["change"]]

@@ -180,6 +180,20 @@ def test_a_team_lead_manages_members_but_not_the_lead_and_others_get_404(client,
     assert client.post(url, {"username": "nobody", "action": "add"}).status_code == 404
 
 
+def test_only_platform_admins_name_a_team_lead_even_through_the_service(users):
+    """The rule lives in the service, not only in the view: the lead themself is refused and
+    nothing is written."""
+    from django.core.exceptions import PermissionDenied
+
+    team = accounts.create_team(name="Credit Risk", lead=users["engineer"], by=users["admin"])
+    accounts.add_team_member(team=team, user=users["scientist"], by=users["engineer"])
+    with pytest.raises(PermissionDenied):
+        accounts.set_team_lead(team=team, lead=users["scientist"], by=users["engineer"])
+    team.refresh_from_db()
+    assert team.lead == users["engineer"]
+    assert not AuditEvent.objects.filter(action="team.set_lead").exists()
+
+
 @pytest.fixture
 def reach(users, owner, team):
     """The engineer (a member of `team`) reaches objects for every reason."""
