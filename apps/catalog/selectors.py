@@ -86,6 +86,7 @@ def search_datasets(
         ordered = (
             queryset.order_by(*_SORTS.get(sort, ("name",)))
             .select_related("owner", "team", "domain", "current_version__created_by")
+            .defer(*_NOT_LISTED)
             .prefetch_related("tags")
         )
         facets = _cached_facets(user, queryset, filters or {})
@@ -97,7 +98,9 @@ def search_datasets(
     # One query both applies the permission filter to the candidates and brings the facet
     # columns; counting at most MAX_RANKED rows in Python beats one grouped query per facet.
     rows = (
-        {row[0]: row for row in queryset.filter(pk__in=candidates).values_list(*_FACET_COLUMNS)} if candidates else {}
+        {row[0]: row for row in queryset.filter(pk__any=candidates).order_by().values_list(*_FACET_COLUMNS)}
+        if candidates
+        else {}
     )
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
@@ -108,6 +111,16 @@ def search_datasets(
     )
 
 
+# Columns no result list shows: the search documents, and a version's profile and sample rows
+# (JSON decoded per row for nothing).
+_NOT_LISTED = (
+    "search_text",
+    "search_vector",
+    "name_vector",
+    "keyword_vector",
+    "current_version__profile",
+    "current_version__sample_rows",
+)
 _FACET_COLUMNS = ("pk", "owner_id", "team_id", "domain_id", "classification", "format")
 
 
@@ -121,7 +134,7 @@ def _facets_of_rows(rows: list[tuple], limit: int = 15) -> dict[str, list[dict]]
         counters["classification"][classification] += 1
         counters["format"][fmt] += 1
     if rows:
-        through = Dataset.tags.through.objects.filter(dataset_id__in=[row[0] for row in rows])
+        through = Dataset.tags.through.objects.filter(dataset_id__any=[row[0] for row in rows])
         counters["tag"].update(through.values_list("tag_id", flat=True))
     facets: dict[str, list[dict]] = {}
     for facet, (_, model, value_field, label_field) in _FACET_SOURCES.items():
@@ -182,6 +195,7 @@ class RankedDatasets(Sequence):
             rows = (
                 Dataset.objects.filter(pk__in=wanted)
                 .select_related("owner", "team", "domain", "current_version__created_by")
+                .defer(*_NOT_LISTED)
                 .prefetch_related("tags")
             )
             by_id = {row.pk: row for row in rows}

@@ -29,13 +29,22 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(result.datasets, 25).get_page(request.GET.get("page"))
     context = {
         "page": page,
-        "facets": result.facets,
-        "filters": filters,
+        "facets": _with_checked(result.facets, filters),
         "q": request.GET.get("q", ""),
         "capped": result.capped,
     }
     template = "catalog/_results.html" if request.headers.get("HX-Request") else "catalog/list.html"
     return render(request, template, context)
+
+
+def _with_checked(facets: dict[str, list[dict]], filters: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Facet values marked with whether they are among the chosen filters (so the template does
+    not search the filters once per value)."""
+    chosen = {facet: set(values) for facet, values in filters.items()}
+    return {
+        facet: [{**item, "checked": item["value"] in chosen.get(facet, ())} for item in items]
+        for facet, items in facets.items()
+    }
 
 
 @login_required

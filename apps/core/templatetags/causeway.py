@@ -1,6 +1,6 @@
 from django import template
 
-from apps.core.markdown import render_markdown
+from apps.core.markdown import markdown_excerpt, render_markdown
 
 register = template.Library()
 
@@ -8,6 +8,12 @@ register = template.Library()
 @register.filter(name="markdown")
 def markdown_filter(text):
     return render_markdown(text)
+
+
+@register.filter(name="markdown_excerpt")
+def markdown_excerpt_filter(text, length: int = 160):
+    """Plain-text start of a Markdown text, for one line in a result list (autoescaped)."""
+    return markdown_excerpt(text, int(length))
 
 
 @register.filter
