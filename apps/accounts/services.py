@@ -19,7 +19,7 @@ from django.utils.text import slugify
 
 from apps.accounts.models import Notification, PersonalAccessToken, Team, User
 from apps.accounts.roles import ADMIN, ALL_ROLES
-from apps.accounts.selectors import is_platform_admin
+from apps.accounts.selectors import is_platform_admin, token_by_hash
 from apps.audit import services as audit
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def authenticate_token(raw_token: str, username: str | None = None) -> User | No
     inactive user). Records when the token was last used."""
     if not raw_token or not raw_token.startswith(TOKEN_PREFIX) or len(raw_token) > 200:
         return None
-    token = PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw_token)).first()
+    token = token_by_hash(hash_token(raw_token))
     if token is None or not token.is_active or not token.user.is_active:
         return None
     if username is not None and token.user.get_username() != username:
