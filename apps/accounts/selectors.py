@@ -30,7 +30,8 @@ def _role_names(user_id: int) -> list[str]:
     names = ", ".join(["%s"] * len(ALL_ROLES))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT g.{quote('name')} FROM {groups} g INNER JOIN {memberships} m ON m.{quote('group_id')} = g.{quote('id')} "  # noqa: S608
+            f"SELECT g.{quote('name')} FROM {groups} g "  # noqa: S608
+            f"INNER JOIN {memberships} m ON m.{quote('group_id')} = g.{quote('id')} "
             f"WHERE m.{quote('user_id')} = %s AND g.{quote('name')} IN ({names})",
             [user_id, *ALL_ROLES],
         )
