@@ -134,12 +134,14 @@ def phase_search(experiment: str, repeat: int, budget: float = 60) -> dict:
         search()
         times.append((time.perf_counter() - t0) * 1000)
         print(f"SAMPLE {times[-1]:.3f}", flush=True)
-    http_times = _raw_search_times(experiment_id, len(times))
+    http_times, body = _raw_search_times(experiment_id, len(times))
     first = runs[0].data if runs else None
     return {
         **_percentiles(times),
         # The same request without the client's protobuf parsing: what the server costs.
         "http_p50": _percentiles(http_times)["p50"] if http_times else None,
+        # The client's parsing of that answer alone, no server: the floor any server adds to.
+        "parse_p50": _percentiles(_client_parse_times(body, len(times)))["p50"] if body else None,
         "returned": len(runs),
         # the same data in both stores: the best run's m0 must agree
         "top_m0": first.metrics.get("m0") if first else None,
@@ -147,8 +149,9 @@ def phase_search(experiment: str, repeat: int, budget: float = 60) -> dict:
     }
 
 
-def _raw_search_times(experiment_id: str, repeat: int) -> list[float]:
-    """The search as a plain HTTP POST on one keep-alive session, body read and JSON-decoded."""
+def _raw_search_times(experiment_id: str, repeat: int) -> tuple[list[float], dict]:
+    """The search as a plain HTTP POST on one keep-alive session, body read and JSON-decoded;
+    also the last answer."""
     import requests
 
     session = requests.Session()
@@ -157,11 +160,28 @@ def _raw_search_times(experiment_id: str, repeat: int) -> list[float]:
         session.headers["Authorization"] = f"Bearer {token}"
     url = os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/api/2.0/mlflow/runs/search"
     body = {"experiment_ids": [experiment_id], "filter": SEARCH_FILTER, "order_by": SEARCH_ORDER, "max_results": 100}
-    session.post(url, json=body).json()
+    answer = session.post(url, json=body).json()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        session.post(url, json=body).json()
+        answer = session.post(url, json=body).json()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times, answer
+
+
+def _client_parse_times(answer: dict, repeat: int) -> list[float]:
+    """What `MlflowClient.search_runs` does with a decoded answer (RestStore.search_runs): the
+    JSON into the SearchRuns protobuf, then each run into an mlflow Run entity."""
+    from mlflow.entities import Run
+    from mlflow.protos.service_pb2 import SearchRuns
+    from mlflow.utils.proto_json_utils import parse_dict
+
+    times = []
+    for _ in range(max(repeat, 3)):
+        t0 = time.perf_counter()
+        message = SearchRuns.Response()
+        parse_dict(answer, message)
+        [Run.from_proto(run) for run in message.runs]
         times.append((time.perf_counter() - t0) * 1000)
     return times
 
@@ -572,6 +592,11 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="also search 100,000 seeded runs (seeding takes minutes)")
     parser.add_argument("--big-runs", type=int, default=100_000)
     parser.add_argument("--small-runs", type=int, default=2_000)
+    parser.add_argument(
+        "--search-payloads",
+        default="heavy,light",
+        help="run payloads searched: heavy (20 params, 10 metrics, 10 tags) and/or light (3 params, 2 metrics, 4 tags)",
+    )
     parser.add_argument("--only", choices=["stock", "causeway"], help="one side only")
     parser.add_argument("--phases", default="ingest,log_metric,search,history,artifacts")
     parser.add_argument("--search-timeout", type=float, default=600, help="seconds per search child")
@@ -600,8 +625,27 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def setup(args, workdir: Path, version: str) -> list[Server]:
+def searched(args) -> list[tuple[int, str]]:
+    """(runs, payload) of each seeded search experiment."""
     sizes = [args.small_runs] + ([args.big_runs] if args.big else [])
+    payloads = [p.strip() for p in args.search_payloads.split(",") if p.strip()]
+    return [(n, payload) for payload in payloads for n in sizes]
+
+
+def search_experiment(n: int, payload: str) -> str:
+    return f"bench-search-{n}" if payload == "heavy" else f"bench-search-{payload}-{n}"
+
+
+def search_seed(n: int, payload: str) -> int:
+    """Each experiment's own runs (their uuids come from the seed)."""
+    return n if payload == "heavy" else n + 1_000_000
+
+
+def search_phase(n: int, payload: str) -> str:
+    return f"search_{n}" if payload == "heavy" else f"search_{payload}_{n}"
+
+
+def setup(args, workdir: Path, version: str) -> list[Server]:
     servers: list[Server] = []
     if args.only != "causeway":
         ensure_mlflow_venv(version)
@@ -609,12 +653,14 @@ def setup(args, workdir: Path, version: str) -> list[Server]:
         single = stock_server("stock (--workers 1)", workdir, 1)
         print(f"starting {default.label} on port {default.port}", flush=True)
         default.start()
-        for n in sizes:  # both stock servers share this store
-            experiment_id, location = mlflow_experiment(default, f"bench-search-{n}")
+        for n, payload in searched(args):  # both stock servers share this store
+            experiment_id, location = mlflow_experiment(default, search_experiment(n, payload))
             from tracking_seed import seed_mlflow
 
-            seconds = seed_mlflow(workdir / "mlflow.db", experiment_id, location, n, seed=n)
-            print(f"  seeded {n:,} runs into the stock store in {seconds:.0f}s", flush=True)
+            seconds = seed_mlflow(
+                workdir / "mlflow.db", experiment_id, location, n, seed=search_seed(n, payload), payload=payload
+            )
+            print(f"  seeded {n:,} {payload} runs into the stock store in {seconds:.0f}s", flush=True)
         print(f"starting {single.label} on port {single.port}", flush=True)
         single.start()
         servers += [default, single]
@@ -627,9 +673,19 @@ def setup(args, workdir: Path, version: str) -> list[Server]:
             seed_helper(causeway.env, "causeway-user", USERNAME)
             token = manage(causeway.env, "create_token", USERNAME, "--name", "bench").strip().splitlines()[-1]
             causeway.token = token
-            for n in sizes:
-                seconds = float(seed_helper(causeway.env, "causeway", USERNAME, f"bench-search-{n}", str(n), str(n)))
-                print(f"  seeded {n:,} runs into Causeway in {seconds:.0f}s", flush=True)
+            for n, payload in searched(args):
+                seconds = float(
+                    seed_helper(
+                        causeway.env,
+                        "causeway",
+                        USERNAME,
+                        search_experiment(n, payload),
+                        str(n),
+                        str(search_seed(n, payload)),
+                        payload,
+                    )
+                )
+                print(f"  seeded {n:,} {payload} runs into Causeway in {seconds:.0f}s", flush=True)
             print(f"starting Causeway (gunicorn, platform/gunicorn.conf.py) on port {causeway.port}", flush=True)
             causeway.start()
         except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
@@ -656,10 +712,9 @@ def benchmark(args, servers: list[Server], workdir: Path) -> dict[str, dict[str,
         elif phase == "log_metric":
             plan.append(("log_metric", "log_metric", {"calls": args.log_metric_calls}, 60 + args.log_metric_calls))
         elif phase == "search":
-            sizes = [args.small_runs] + ([args.big_runs] if args.big else [])
-            for n in sizes:
-                kwargs = {"experiment": f"bench-search-{n}", "repeat": args.search_repeat}
-                plan.append((f"search_{n}", "search", kwargs, args.search_timeout))
+            for n, payload in searched(args):
+                kwargs = {"experiment": search_experiment(n, payload), "repeat": args.search_repeat}
+                plan.append((search_phase(n, payload), "search", kwargs, args.search_timeout))
         elif phase == "history":
             kwargs = {"points": args.history_points, "repeat": args.history_repeat}
             plan.append(("history", "history", kwargs, 300))
@@ -701,12 +756,22 @@ ROWS = [
     ("ingest runs/s", "ingest", "runs_per_s", True),
     ("log_metric points/s", "log_metric", "points_per_s", True),
     ("log_metric mean ms/call", "log_metric", "mean_ms", False),
-    ("search {small} runs p50 ms", "search_{small}", "p50", False),
-    ("search {small} runs p95 ms", "search_{small}", "p95", False),
-    ("search {small} runs, HTTP only, p50 ms", "search_{small}", "http_p50", False),
-    ("search {big} runs p50 ms", "search_{big}", "p50", False),
-    ("search {big} runs p95 ms", "search_{big}", "p95", False),
-    ("search {big} runs, HTTP only, p50 ms", "search_{big}", "http_p50", False),
+    ("search {small} heavy runs p50 ms", "search_{small}", "p50", False),
+    ("search {small} heavy runs p95 ms", "search_{small}", "p95", False),
+    ("search {small} heavy runs, HTTP only, p50 ms", "search_{small}", "http_p50", False),
+    ("search {small} heavy runs, client parsing alone, p50 ms", "search_{small}", "parse_p50", False),
+    ("search {big} heavy runs p50 ms", "search_{big}", "p50", False),
+    ("search {big} heavy runs p95 ms", "search_{big}", "p95", False),
+    ("search {big} heavy runs, HTTP only, p50 ms", "search_{big}", "http_p50", False),
+    ("search {big} heavy runs, client parsing alone, p50 ms", "search_{big}", "parse_p50", False),
+    ("search {small} light runs p50 ms", "search_light_{small}", "p50", False),
+    ("search {small} light runs p95 ms", "search_light_{small}", "p95", False),
+    ("search {small} light runs, HTTP only, p50 ms", "search_light_{small}", "http_p50", False),
+    ("search {small} light runs, client parsing alone, p50 ms", "search_light_{small}", "parse_p50", False),
+    ("search {big} light runs p50 ms", "search_light_{big}", "p50", False),
+    ("search {big} light runs p95 ms", "search_light_{big}", "p95", False),
+    ("search {big} light runs, HTTP only, p50 ms", "search_light_{big}", "http_p50", False),
+    ("search {big} light runs, client parsing alone, p50 ms", "search_light_{big}", "parse_p50", False),
     ("get_metric_history 1k p50 ms", "history", "p50", False),
     ("artifact upload MB/s", "artifacts", "upload_MB_s", True),
     ("artifact download MB/s", "artifacts", "download_MB_s", True),
@@ -765,7 +830,8 @@ def report(args, servers: list[Server], results: dict) -> None:
             print("-|-".join("-" * width for width in widths))
     print(
         f"\nmedian of {args.rounds} round(s); ingest = create_run + log_batch(20 params, 10 metrics × 10 steps,"
-        f" 10 tags) + set_terminated; search filter {SEARCH_FILTER!r} order {SEARCH_ORDER[0]!r} max_results=100;"
+        f" 10 tags) + set_terminated; search filter {SEARCH_FILTER!r} order {SEARCH_ORDER[0]!r} max_results=100"
+        f" over heavy runs (20 params, 10 metrics, 10 tags) and light runs (3 params, 2 metrics, 4 tags);"
         f" ratio > 1 means Causeway is better."
     )
     for server in servers:

@@ -3,12 +3,13 @@
 Ingesting 100,000 runs through the MLflow client takes hours, so the search benchmark's runs
 are written directly: into Causeway with the Django ORM (bulk_create), into the stock MLflow
 server's SQLite file with sqlite3 and MLflow's own tables. Both get the runs of `synthetic_runs`,
-identical in both stores: 20 params, 10 tags, 10 metrics with one point each (so `metrics` and
-`latest_metrics` hold the same values).
+identical in both stores, in one of two payloads (`PAYLOADS`): "heavy", 20 params, 10 tags and 10
+metrics, and "light", 3 params, 4 system tags and 2 metrics, like a quick-start training script.
+Every metric has one point (so `metrics` and `latest_metrics` hold the same values).
 
     # Causeway (run by bench/tracking.py with CAUSEWAY_VAR_DIR etc. set):
     .venv/bin/python bench/tracking_seed.py causeway-user USERNAME
-    .venv/bin/python bench/tracking_seed.py causeway USERNAME EXPERIMENT_NAME RUNS
+    .venv/bin/python bench/tracking_seed.py causeway USERNAME EXPERIMENT_NAME RUNS [SEED [PAYLOAD]]
 
 The MLflow side is `seed_mlflow(db_path, experiment_id, artifact_location, runs)`, imported by
 bench/tracking.py (no Django there).
@@ -27,8 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-N_PARAMS = 20
-N_METRICS = 10
+# payload: (params, metrics, extra user tags beyond the 4 system tags, git commit tag)
+PAYLOADS = {"heavy": (20, 10, 5, True), "light": (3, 2, 0, False)}
 P0_VALUES = ["v0", "v1", "v2", "v3", "v4"]  # `params.p0 = 'v1'` keeps one run in five
 BATCH = 5000
 BASE_TIME_MS = 1_760_000_000_000
@@ -45,29 +46,32 @@ class SyntheticRun:
     tags: list[tuple[str, str]]
 
 
-def synthetic_runs(n: int, *, seed: int, user: str) -> Iterator[SyntheticRun]:
+def synthetic_runs(n: int, *, seed: int, user: str, payload: str = "heavy") -> Iterator[SyntheticRun]:
     """Deterministic runs: the same `seed` gives the same runs, uuids included."""
+    n_params, n_metrics, n_user_tags, git_commit = PAYLOADS[payload]
     rng = random.Random(seed)  # noqa: S311 — benchmark data
     for i in range(n):
         run_uuid = f"{rng.getrandbits(128):032x}"
         start = BASE_TIME_MS + i * 1000
         end = start + rng.randint(1000, 600_000)
         name = f"bench-{seed}-{i}"
-        params = [("p0", rng.choice(P0_VALUES))] + [(f"p{k}", f"{rng.random():.6f}") for k in range(1, N_PARAMS)]
-        metrics = [(f"m{k}", rng.random(), end, 9) for k in range(N_METRICS)]
+        params = [("p0", rng.choice(P0_VALUES))] + [(f"p{k}", f"{rng.random():.6f}") for k in range(1, n_params)]
+        metrics = [(f"m{k}", rng.random(), end, 9) for k in range(n_metrics)]
         tags = [
             ("mlflow.runName", name),
             ("mlflow.user", user),
             ("mlflow.source.type", "LOCAL"),
             ("mlflow.source.name", "train.py"),
-            ("mlflow.source.git.commit", f"{rng.getrandbits(160):040x}"),
-        ] + [(f"t{k}", f"tag-{rng.randint(0, 99)}") for k in range(5)]
+        ]
+        if git_commit:
+            tags.append(("mlflow.source.git.commit", f"{rng.getrandbits(160):040x}"))
+        tags += [(f"t{k}", f"tag-{rng.randint(0, 99)}") for k in range(n_user_tags)]
         yield SyntheticRun(run_uuid, name, start, end, params, metrics, tags)
 
 
-def _batches(n: int, *, seed: int, user: str) -> Iterator[list[SyntheticRun]]:
+def _batches(n: int, *, seed: int, user: str, payload: str) -> Iterator[list[SyntheticRun]]:
     batch: list[SyntheticRun] = []
-    for run in synthetic_runs(n, seed=seed, user=user):
+    for run in synthetic_runs(n, seed=seed, user=user, payload=payload):
         batch.append(run)
         if len(batch) == BATCH:
             yield batch
@@ -79,13 +83,15 @@ def _batches(n: int, *, seed: int, user: str) -> Iterator[list[SyntheticRun]]:
 # --- Stock MLflow server (its SQLAlchemy schema, mlflow/store/tracking/dbmodels/models.py) ----
 
 
-def seed_mlflow(db_path: Path, experiment_id: int, artifact_location: str, n: int, *, seed: int) -> float:
+def seed_mlflow(
+    db_path: Path, experiment_id: int, artifact_location: str, n: int, *, seed: int, payload: str = "heavy"
+) -> float:
     """Insert `n` finished runs into experiment `experiment_id` of a stock MLflow SQLite store
     (the server may be running: it is idle while this writes). Returns the seconds taken."""
     started = time.perf_counter()
     conn = sqlite3.connect(db_path, timeout=60)
     try:
-        for batch in _batches(n, seed=seed, user="bench"):
+        for batch in _batches(n, seed=seed, user="bench", payload=payload):
             with conn:
                 conn.executemany(
                     "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id,"
@@ -151,7 +157,7 @@ def causeway_user(username: str) -> None:
     user.groups.add(Group.objects.get(name=SCIENTIST))
 
 
-def seed_causeway(username: str, experiment_name: str, n: int, *, seed: int) -> float:
+def seed_causeway(username: str, experiment_name: str, n: int, *, seed: int, payload: str = "heavy") -> float:
     """Create `experiment_name` owned by `username` with `n` finished runs, then ANALYZE (what
     beat's hourly core.refresh_planner_statistics does). Returns the seconds taken."""
     _django()
@@ -166,7 +172,7 @@ def seed_causeway(username: str, experiment_name: str, n: int, *, seed: int) -> 
     experiment = Experiment.objects.filter(name=experiment_name).first()
     if experiment is None:
         experiment = services.create_experiment(by=user, name=experiment_name)
-    for batch in _batches(n, seed=seed, user=username):
+    for batch in _batches(n, seed=seed, user=username, payload=payload):
         with transaction.atomic():
             runs = Run.objects.bulk_create(
                 [
@@ -227,7 +233,8 @@ def main() -> None:
     elif command == "causeway":
         username, name, runs = args[0], args[1], int(args[2])
         seed = int(args[3]) if len(args) > 3 else runs
-        print(f"{seed_causeway(username, name, runs, seed=seed):.1f}")
+        payload = args[4] if len(args) > 4 else "heavy"
+        print(f"{seed_causeway(username, name, runs, seed=seed, payload=payload):.1f}")
     else:
         sys.exit(f"unknown command {command!r}")
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import orjson
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
@@ -26,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.accounts.authentication import user_from_authorization_header
 from apps.core import ratelimit
+from apps.core.rows import RowLoader
 from apps.tracking import permissions, search, selectors, services, validation
 from apps.tracking.errors import InvalidParameter, NotFound, TrackingError
 from apps.tracking.models import (
@@ -202,11 +204,13 @@ def _read_params(request: HttpRequest, raw: bytes) -> Params:
 
 
 def json_response(body: dict, status: int = 200) -> HttpResponse:
-    # allow_nan=False guards the wire format: non-finite doubles are sent as protobuf's
-    # JSON strings ("NaN", "Infinity") by `_double` before they get here.
-    return HttpResponse(
-        json.dumps(body, separators=(",", ":"), allow_nan=False), status=status, content_type="application/json"
-    )
+    # Non-finite doubles are sent as protobuf's JSON strings ("NaN", "Infinity") by `_double`
+    # before they get here (orjson would write null for them).
+    try:
+        payload = orjson.dumps(body)
+    except TypeError:  # orjson's error for an int beyond 64 bits or a type it does not know
+        payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return HttpResponse(payload, status=status, content_type="application/json")
 
 
 def error_response(code: str, message: str, status: int) -> HttpResponse:
@@ -321,9 +325,9 @@ def runs_json(runs: list[RunRow]) -> list[dict]:
         params[run_id].append({"key": key, "value": value})
     for run_id, key, value in _child_rows(RunTag, ("run_id", "key", "value"), ids):
         tags[run_id].append({"key": key, "value": value})
-    for item in RunInput.objects.filter(run_id__in=ids):
+    for item in _run_inputs(ids):
         inputs[item.run_id].append(_dataset_input_json(item))
-    for run_id, model_id in LoggedModel.objects.filter(run_id__in=ids).values_list("run_id", "model_id"):
+    for run_id, model_id in _child_rows(LoggedModel, ("run_id", "model_id"), ids):
         outputs[run_id].append({"model_id": model_id, "step": 0})
     return [
         {
@@ -352,6 +356,27 @@ def _child_rows(model, columns: tuple[str, ...], run_ids: list[int]) -> list[tup
     with connection.cursor() as cursor:
         cursor.execute(sql, run_ids)
         return cursor.fetchall()
+
+
+_RUN_INPUT_ROW = RowLoader(RunInput, "i")
+
+
+def _run_inputs(run_ids: list[int]) -> list[RunInput]:
+    """`RunInput.objects.filter(run_id__in=run_ids)` without compiling the ORM query (a search
+    page asks this once; most runs have no inputs, so the query is all the cost)."""
+    if not run_ids:
+        return []
+    quote = connection.ops.quote_name
+    sql = "SELECT {} FROM {} i WHERE i.{} IN ({}) ORDER BY i.{}".format(  # noqa: S608
+        _RUN_INPUT_ROW.columns(connection),
+        quote(RunInput._meta.db_table),
+        quote("run_id"),
+        ", ".join(["%s"] * len(run_ids)),
+        quote("id"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, run_ids)
+        return [_RUN_INPUT_ROW.load(connection, row) for row in cursor.fetchall()]
 
 
 def _dataset_input_json(item: RunInput) -> dict:

@@ -306,3 +306,12 @@ def test_an_upload_refused_half_way_leaves_no_file(artifact_root):
     assert not any(path.is_file() for path in artifact_root.rglob("*"))
     assert artifacts.save_stream("1/run/artifacts/ok.bin", iter([b"ab", b"", b"cd"])) == 4
     assert (artifact_root / "1/run/artifacts/ok.bin").read_bytes() == b"abcd"
+
+
+def test_json_bodies_fall_back_to_the_standard_encoder_for_what_orjson_refuses():
+    import json
+
+    from apps.tracking.mlflow_api import json_response
+
+    assert json.loads(json_response({"big": 2**70, "n": 1.5}).content) == {"big": 2**70, "n": 1.5}
+    assert json.loads(json_response({"runs": [{"value": "NaN"}]}).content) == {"runs": [{"value": "NaN"}]}
