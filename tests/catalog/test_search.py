@@ -85,7 +85,8 @@ def test_list_search_and_detail_run_in_a_constant_number_of_queries(corpus, clie
         make_dataset(corpus, f"Churn extra {i}", tags=[f"t{i}", "churn"])
     after = {name: count_queries(page) for name, page in pages.items()}
     assert after == before
-    assert before["search"] <= 20 and before["detail"] <= 25, before
+    # On PostgreSQL a search tier may ask the planner's estimate first (search._planner_estimate).
+    assert before["search"] <= 24 and before["detail"] <= 25, before
 
 
 def test_cached_facets_follow_catalog_writes(corpus, settings, django_capture_on_commit_callbacks):
@@ -110,8 +111,12 @@ def test_search_facets_count_exactly_the_visible_results(corpus, users):
     }
 
 
-def test_a_common_word_lists_each_tier_by_name_without_ranking_every_match(users):
+@pytest.mark.parametrize("trust_estimate", [False, True], ids=["counted", "planner-estimate"])
+def test_a_common_word_lists_each_tier_by_name_without_ranking_every_match(users, monkeypatch, trust_estimate):
     from apps.catalog import search
+
+    if trust_estimate:  # PostgreSQL: any estimate counts as common, so the count is skipped
+        monkeypatch.setattr(search, "_SURELY_COMMON", 0)
 
     owner = users["scientist"]
     for name in ["Delta churn", "Alpha churn", "Echo churn", "Charlie churn", "Bravo churn", "Foxtrot churn"]:

@@ -44,3 +44,10 @@ def test_postgresql_gets_one_array_parameter_however_long_the_list(people):
         assert "= ANY(" in sql and " IN (" not in sql
     else:
         assert " IN (" in sql
+
+
+def test_ids_given_as_strings_are_sent_as_numbers(people):
+    users, group = people
+    assert set(User.objects.filter(pk__any=[str(users[0].pk)])) == {users[0]}
+    through = User.groups.through.objects.filter(user_id__any=[str(users[1].pk)], group=group)
+    assert [row.user_id for row in through] == [users[1].pk]
