@@ -4,6 +4,7 @@ query: owner / team / organisation-wide columns, plus direct-FK guardian shares.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,11 +77,17 @@ class SearchResult:
 
 
 def search_datasets(
-    user, *, text: str = "", filters: dict[str, Iterable[str]] | None = None, sort: str = ""
+    user,
+    *,
+    text: str = "",
+    filters: dict[str, Iterable[str]] | None = None,
+    sort: str = "",
+    listed: bool = False,
 ) -> SearchResult:
     """One search box over names, tags, column names and descriptions, ranked, with facets over
     the results. Only what `user` may see is searched, counted and faceted. A text search keeps
-    the best `search.MAX_RANKED` matches (ranked by the engine, then permission-filtered)."""
+    the best `search.MAX_RANKED` matches (ranked by the engine, then permission-filtered).
+    `listed`: the datasets carry only what a result list shows (see `_load_listed`)."""
     queryset = _apply_filters(visible_datasets(user), filters or {})
     if not text.strip():
         ordered = (
@@ -93,7 +100,7 @@ def search_datasets(
         # Every dataset has one classification, so the cached facet counts give the total
         # without a COUNT over the whole catalog on every page view.
         total = sum(item["count"] for item in facets["classification"])
-        return SearchResult(datasets=CountedQuerySet(ordered, total), facets=facets, total=total)
+        return SearchResult(datasets=CountedQuerySet(ordered, total, listed), facets=facets, total=total)
     candidates = search.ranked_ids(text)
     # One query both applies the permission filter to the candidates and brings the facet
     # columns; counting at most MAX_RANKED rows in Python beats one grouped query per facet.
@@ -104,7 +111,7 @@ def search_datasets(
     )
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
-        datasets=RankedDatasets(ids),
+        datasets=RankedDatasets(ids, listed),
         facets=_facets_of_rows(list(rows.values())),
         total=len(ids),
         capped=len(candidates) >= search.MAX_RANKED,
@@ -139,14 +146,7 @@ def _facets_of_rows(rows: list[tuple], limit: int = 15) -> dict[str, list[dict]]
     facets: dict[str, list[dict]] = {}
     for facet, (_, model, value_field, label_field) in _FACET_SOURCES.items():
         top = [(pk, n) for pk, n in counters[facet].most_common() if pk is not None][:limit]
-        names = (
-            {
-                obj["pk"]: obj
-                for obj in model.objects.filter(pk__in=[pk for pk, _ in top]).values("pk", value_field, label_field)
-            }
-            if top
-            else {}
-        )
+        names = _facet_labels(facet, model, value_field, label_field, [pk for pk, _ in top])
         facets[facet] = [
             {"value": names[pk][value_field], "label": names[pk][label_field], "count": n}
             for pk, n in top
@@ -161,11 +161,70 @@ def _facets_of_rows(rows: list[tuple], limit: int = 15) -> dict[str, list[dict]]
     return facets
 
 
+# Facet values' names (usernames, team, domain and tag names) per process: a search page shows
+# up to 60 of them and they rarely change. Counts are always live; a rename shows after any
+# catalog write (the generation) or within a minute.
+_LABEL_SECONDS = 60
+_LABEL_LIMIT = 20_000
+_labels: dict[str, tuple[float, int, dict]] = {}
+
+
+def _facet_labels(facet: str, model, value_field: str, label_field: str, pks: list) -> dict:
+    if not pks:
+        return {}
+    if settings.CATALOG_FACET_CACHE_SECONDS <= 0:  # caching off (tests count these queries)
+        return {obj["pk"]: obj for obj in model.objects.filter(pk__in=pks).values("pk", value_field, label_field)}
+    generation, now = catalog_generation(), time.monotonic()
+    read_at, cached_generation, known = _labels.get(facet, (0.0, 0, {}))
+    if cached_generation != generation or now - read_at > _LABEL_SECONDS or len(known) > _LABEL_LIMIT:
+        read_at, known = now, {}
+    missing = [pk for pk in pks if pk not in known]
+    if missing:
+        known = {
+            **known,
+            **{obj["pk"]: obj for obj in model.objects.filter(pk__in=missing).values("pk", value_field, label_field)},
+        }
+    _labels[facet] = (read_at, generation, known)
+    return {pk: known[pk] for pk in pks if pk in known}
+
+
+# What a result list shows of a dataset (catalog/_results.html). Loading only these, with the tag
+# names in one query, costs about 2.5 ms less a page of 25 than whole rows with prefetched tags.
+_LISTED_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "classification",
+    "visibility",
+    "format",
+    "owner__username",
+    "owner__display_name",
+    "owner__first_name",
+    "owner__last_name",
+    "team__name",
+    "current_version__number",
+    "current_version__row_count",
+)
+
+
+def _load_listed(queryset: QuerySet[Dataset]) -> list[Dataset]:
+    """The datasets of `queryset` with the fields a result list shows, and `tag_names`."""
+    queryset = queryset.select_related(None).prefetch_related(None).defer(None)
+    rows = list(queryset.select_related("owner", "team", "current_version").only(*_LISTED_FIELDS))
+    tag_names: dict[int, list[str]] = {row.pk: [] for row in rows}
+    through = Dataset.tags.through.objects.filter(dataset_id__in=list(tag_names)).order_by("tag__name")
+    for dataset_id, name in through.values_list("dataset_id", "tag__name"):
+        tag_names[dataset_id].append(name)
+    for row in rows:
+        row.tag_names = tag_names[row.pk]
+    return rows
+
+
 class CountedQuerySet(Sequence):
     """A queryset whose length is already known (for Paginator), sliced lazily."""
 
-    def __init__(self, queryset: QuerySet[Dataset], total: int):
-        self.queryset, self.total = queryset, total
+    def __init__(self, queryset: QuerySet[Dataset], total: int, listed: bool = False):
+        self.queryset, self.total, self.listed = queryset, total, listed
 
     def __len__(self) -> int:
         return self.total
@@ -174,14 +233,16 @@ class CountedQuerySet(Sequence):
         return self.total
 
     def __getitem__(self, index):
+        if self.listed and isinstance(index, slice):
+            return _load_listed(self.queryset[index])
         return self.queryset[index]
 
 
 class RankedDatasets(Sequence):
     """Ranked ids that load only the slice being shown (for Paginator and DRF pagination)."""
 
-    def __init__(self, ids: list[int]):
-        self.ids = ids
+    def __init__(self, ids: list[int], listed: bool = False):
+        self.ids, self.listed = ids, listed
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -192,12 +253,15 @@ class RankedDatasets(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             wanted = self.ids[index]
-            rows = (
-                Dataset.objects.filter(pk__in=wanted)
-                .select_related("owner", "team", "domain", "current_version__created_by")
-                .defer(*_NOT_LISTED)
-                .prefetch_related("tags")
-            )
+            if self.listed:
+                rows = _load_listed(Dataset.objects.filter(pk__in=wanted))
+            else:
+                rows = (
+                    Dataset.objects.filter(pk__in=wanted)
+                    .select_related("owner", "team", "domain", "current_version__created_by")
+                    .defer(*_NOT_LISTED)
+                    .prefetch_related("tags")
+                )
             by_id = {row.pk: row for row in rows}
             return [by_id[pk] for pk in wanted if pk in by_id]
         return self[index : index + 1][0]

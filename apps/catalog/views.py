@@ -24,7 +24,7 @@ from apps.core.uploads import request_too_large
 def dataset_list(request: HttpRequest) -> HttpResponse:
     filters = {facet: request.GET.getlist(facet) for facet in selectors.FACETS}
     result = selectors.search_datasets(
-        request.user, text=request.GET.get("q", ""), filters=filters, sort=request.GET.get("sort", "")
+        request.user, text=request.GET.get("q", ""), filters=filters, sort=request.GET.get("sort", ""), listed=True
     )
     page = Paginator(result.datasets, 25).get_page(request.GET.get("page"))
     context = {

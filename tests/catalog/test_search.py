@@ -140,3 +140,40 @@ def test_name_matches_come_before_description_matches_even_when_listed_by_name(u
     names_found = [Dataset.objects.get(pk=pk).name for pk in found]
     assert set(names_found[:3]) == {"X-ray churn", "Yankee churn", "Zulu churn"}  # few: ranked
     assert names_found[3] == "Aardvark sightings"
+
+
+def test_facet_names_are_kept_between_searches_and_refreshed_by_a_catalog_write(corpus, settings):
+    from apps.catalog import search
+    from apps.catalog.models import Tag
+
+    settings.CATALOG_FACET_CACHE_SECONDS = 60
+    search._bump_generation()  # a fresh generation: nothing kept from other tests
+
+    def tag_facet() -> tuple[int, dict]:
+        queries = count_queries(lambda: selectors.search_datasets(corpus, text="churn"))
+        result = selectors.search_datasets(corpus, text="churn")
+        return queries, {item["value"]: item["count"] for item in result.facets["tag"]}
+
+    first_queries, first = tag_facet()
+    second_queries, second = tag_facet()
+    assert second == first and "retention" in first
+    assert second_queries < first_queries  # owner, domain and tag names came from the process
+    Tag.objects.filter(name="retention").update(name="kept-customers")
+    search._bump_generation()  # what every catalog service does on commit
+    _, renamed = tag_facet()
+    assert "kept-customers" in renamed and "retention" not in renamed
+    assert renamed["kept-customers"] == first["retention"]  # counts are always live
+
+
+@pytest.mark.parametrize("query", [{"q": "churn"}, {}], ids=["search", "browse"])
+def test_result_list_shows_each_datasets_tags_owner_and_version(corpus, client, query):
+    from apps.catalog.models import Dataset
+
+    client.force_login(corpus)
+    Dataset.objects.filter(name="Card transactions").update(description="Authorised **card** payments.")
+    html = client.get("/catalog/", query).content.decode()
+    card = html[html.index("Card transactions") :]
+    card = card[: card.index("</a>")]
+    assert ">churn</span>" in card and ">fraud</span>" in card  # tag names, in name order
+    assert card.index(">churn</span>") < card.index(">fraud</span>")
+    assert str(corpus) in card and "Authorised card payments." in card
