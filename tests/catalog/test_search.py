@@ -177,3 +177,9 @@ def test_result_list_shows_each_datasets_tags_owner_and_version(corpus, client, 
     assert ">churn</span>" in card and ">fraud</span>" in card  # tag names, in name order
     assert card.index(">churn</span>") < card.index(">fraud</span>")
     assert str(corpus) in card and "Authorised card payments." in card
+
+
+def test_the_last_word_matches_as_a_prefix_the_others_as_whole_words(corpus):
+    assert names(corpus, "churn cust")[0] == "Customer churn"  # "cust" is still being typed
+    assert "Customer churn" not in names(corpus, "cust churn")  # "cust" was finished: no such word
+    assert names(corpus, "customer churn")[0] == "Customer churn"
