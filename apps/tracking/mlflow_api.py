@@ -333,8 +333,9 @@ def runs_json(runs: list[RunRow]) -> list[dict]:
         {
             "info": run_info_json(run),
             "data": {"metrics": metrics[run.pk], "params": params[run.pk], "tags": tags[run.pk]},
-            "inputs": {"dataset_inputs": inputs[run.pk], "model_inputs": []},
-            "outputs": {"model_outputs": outputs[run.pk]},
+            # Empty lists are left out, as protobuf's JSON does (the stock server's shape).
+            "inputs": {"dataset_inputs": inputs[run.pk]} if run.pk in inputs else {},
+            "outputs": {"model_outputs": outputs[run.pk]} if run.pk in outputs else {},
         }
         for run in runs
     ]
