@@ -163,7 +163,7 @@ class DatasetViewSet(
         if self.action == "list":
             filters = {facet: self.request.query_params.getlist(facet) for facet in selectors.FACETS}
             return selectors.search_datasets(
-                self.request.user, text=self.request.query_params.get("q", ""), filters=filters
+                self.request.user, text=self.request.query_params.get("q", ""), filters=filters, with_facets=False
             ).datasets
         return (
             selectors.visible_datasets(self.request.user)

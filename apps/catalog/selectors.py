@@ -83,11 +83,14 @@ def search_datasets(
     filters: dict[str, Iterable[str]] | None = None,
     sort: str = "",
     listed: bool = False,
+    with_facets: bool = True,
 ) -> SearchResult:
     """One search box over names, tags, column names and descriptions, ranked, with facets over
     the results. Only what `user` may see is searched, counted and faceted. A text search keeps
     the best `search.MAX_RANKED` matches (ranked by the engine, then permission-filtered).
-    `listed`: the datasets carry only what a result list shows (see `_load_listed`)."""
+    `listed`: the datasets carry only what a result list shows (see `_load_listed`).
+    `with_facets=False` (the API, which does not return them) skips counting a text search's
+    facets; a browse's come from the cache and give its total."""
     queryset = _apply_filters(visible_datasets(user), filters or {})
     if not text.strip():
         ordered = (
@@ -104,15 +107,16 @@ def search_datasets(
     candidates = search.ranked_ids(text)
     # One query both applies the permission filter to the candidates and brings the facet
     # columns; counting at most MAX_RANKED rows in Python beats one grouped query per facet.
+    columns = _FACET_COLUMNS if with_facets else ("pk",)
     rows = (
-        {row[0]: row for row in queryset.filter(pk__any=candidates).order_by().values_list(*_FACET_COLUMNS)}
+        {row[0]: row for row in queryset.filter(pk__any=candidates).order_by().values_list(*columns)}
         if candidates
         else {}
     )
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
         datasets=RankedDatasets(ids, listed),
-        facets=_facets_of_rows(list(rows.values())),
+        facets=_facets_of_rows(list(rows.values())) if with_facets else {},
         total=len(ids),
         capped=len(candidates) >= search.MAX_RANKED,
     )

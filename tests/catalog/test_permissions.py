@@ -93,6 +93,9 @@ def test_list_search_and_counts_show_only_visible_datasets(world, client, api_cl
     api_client.force_login(user)
     body = api_client.get("/api/v1/datasets/").json()
     assert body["count"] == len(expected)
+    found = api_client.get("/api/v1/datasets/", {"q": "private"}).json()
+    assert {d["name"] for d in found["results"]} == {n for n in expected if "private" in n}
+    assert found["count"] == len(found["results"])
     facet_total = sum(item["count"] for item in page.context["facets"]["classification"])
     assert facet_total == len(expected)
 
