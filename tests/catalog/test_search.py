@@ -177,6 +177,17 @@ def test_result_list_shows_each_datasets_tags_owner_and_version(corpus, client, 
     assert ">churn</span>" in card and ">fraud</span>" in card  # tag names, in name order
     assert card.index(">churn</span>") < card.index(">fraud</span>")
     assert str(corpus) in card and "Authorised card payments." in card
+    assert 'class="badge text-bg-' in card and "Internal" in card  # the classification badge
+
+
+def test_private_datasets_carry_a_lock_badge_in_lists_and_on_their_page(corpus, client):
+    dataset = make_dataset(corpus, "Secret churn", visibility="private", classification="pii")
+    client.force_login(corpus)
+    listed = client.get("/catalog/", {"q": "secret"}).content.decode()
+    page = client.get(f"/catalog/datasets/{dataset.slug}/").content.decode()
+    for html in (listed, page):
+        assert '<span class="badge text-bg-danger">PII</span>' in html
+        assert '<i class="bi bi-lock"></i> private</span>' in html
 
 
 def test_the_last_word_matches_as_a_prefix_the_others_as_whole_words(corpus):
