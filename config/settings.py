@@ -319,6 +319,9 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
 
 # --- Alerting -----------------------------------------------------------------------------
 ALERTING_WEBHOOK_TIMEOUT_SECONDS = float(env("ALERTING_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Lets webhooks post to loopback and private-network hosts (on-premise receivers). Link-local
+# (cloud metadata), multicast and reserved addresses stay refused either way.
+ALERTING_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERTING_WEBHOOK_ALLOW_PRIVATE", default=False)
 # The public address of Causeway (e.g. https://causeway.example.com): links in webhook payloads
 # and e-mails are absolute when it is set, relative otherwise.
 SITE_URL = env("SITE_URL", "")

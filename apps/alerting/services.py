@@ -31,10 +31,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from apps.accounts import services as accounts
 from apps.accounts.models import Team, User
-from apps.alerting import permissions, selectors
+from apps.alerting import permissions, selectors, webhook_urls
 from apps.alerting.models import (
     SEVERITY_RANK,
     Alert,
@@ -558,6 +559,33 @@ class DeliveryFailed(Exception):
     """The receiver did not take the payload (network error or a non-2xx answer)."""
 
 
+# At most this much of a receiver's answer is read: a hostile or broken receiver must not make
+# the worker hold (or the delivery log keep) an unbounded body.
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+def _post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """POST once, without following redirects (a 3xx is a failure: a redirect could point
+    anywhere, past the URL check). Returns (HTTP status or None, error or "")."""
+    try:
+        with requests.post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=getattr(settings, "ALERTING_WEBHOOK_TIMEOUT_SECONDS", 5),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            status_code = response.status_code
+            if 200 <= status_code < 300:
+                return status_code, ""
+            text = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True).decode("utf-8", errors="replace")
+            return status_code, f"HTTP {status_code}: {text[:300]}"
+    # Reading the raw body can raise urllib3's own errors, which requests does not wrap.
+    except (requests.RequestException, Urllib3Error, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
+
+
 def deliver(*, delivery_id: int, final: bool) -> WebhookDelivery:
     """Post one delivery. On failure it raises DeliveryFailed (the job retries with backoff);
     on the last attempt the delivery is marked failed. Delivered ones are not posted again."""
@@ -569,20 +597,14 @@ def deliver(*, delivery_id: int, final: bool) -> WebhookDelivery:
     headers = {"Content-Type": "application/json", "User-Agent": "Causeway-Alerting/1"}
     if channel.secret:
         headers["X-Causeway-Signature"] = signature(channel.secret, body)
-    status_code, error = None, ""
     try:
-        response = requests.post(
-            channel.url,
-            data=body,
-            headers=headers,
-            timeout=getattr(settings, "ALERTING_WEBHOOK_TIMEOUT_SECONDS", 5),
-            allow_redirects=False,
-        )
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:300]}"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        # Checked again here, not only when the channel was saved: the host's DNS may have
+        # changed since, and a forbidden address must not see even one request.
+        webhook_urls.check_webhook_url(channel.url)
+    except ValidationError as exc:
+        status_code, error = None, ("Refused: " + " ".join(exc.messages))[:1000]
+    else:
+        status_code, error = _post(channel.url, body=body, headers=headers)
     now = timezone.now()
     if not error:
         status = WebhookDelivery.Status.DELIVERED
@@ -707,7 +729,7 @@ def create_channel(
         min_severity=min_severity,
         created_by=by,
     )
-    channel.full_clean()
+    _validate_channel(channel)
     with transaction.atomic():
         channel.save()
         audit.record(
@@ -722,6 +744,22 @@ def create_channel(
             },
         )
     return channel
+
+
+def _validate_channel(channel: WebhookChannel) -> None:
+    """The model's own checks plus the URL safety check, reported together by field."""
+    errors: dict[str, list[str]] = {}
+    try:
+        channel.full_clean()
+    except ValidationError as exc:
+        errors = exc.message_dict
+    if "url" not in errors:
+        try:
+            webhook_urls.check_webhook_url(channel.url)
+        except ValidationError as exc:
+            errors["url"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
 
 
 def set_channel_enabled(*, channel: WebhookChannel, by: User, enabled: bool) -> WebhookChannel:

@@ -3,9 +3,11 @@ jobs that concern it, and a real webhook receiver (an http.server thread on 127.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import itertools
 import json
+import socket
 import threading
 from datetime import timedelta
 
@@ -14,7 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from apps.accounts import services as accounts
-from apps.alerting import services
+from apps.alerting import services, webhook_urls
 from apps.alerting.models import AlertRule
 from apps.deployments.models import Endpoint, Environment
 from apps.jobs.models import Job
@@ -28,6 +30,22 @@ def jobs_stay_queued_without_a_worker(request, monkeypatch):
     """Jobs (webhook deliveries) are recorded but not sent unless the test runs a worker."""
     if "celery_worker" not in request.fixturenames:
         monkeypatch.setattr("apps.jobs.services.send_job", lambda *, job_id: False)
+
+
+@pytest.fixture(autouse=True)
+def webhooks_may_reach_local_receivers(settings, monkeypatch):
+    """The alerting tests post to a receiver on 127.0.0.1, which production refuses; and the
+    sandbox has no DNS, so names under the reserved .test TLD resolve to a public address.
+    tests/alerting/test_webhook_safety.py turns the first off and stubs DNS its own way."""
+    settings.ALERTING_WEBHOOK_ALLOW_PRIVATE = True
+    real_getaddrinfo = webhook_urls.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if str(host).endswith(".test"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(webhook_urls, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture
@@ -89,12 +107,14 @@ def clear_failures() -> None:
 
 
 class Receiver:
-    """A local HTTP server that records what it is sent and answers with the queued statuses
-    (200 once they run out)."""
+    """A local HTTP server that records what it is sent (any method) and answers with the queued
+    statuses (200 once they run out), `reply_headers` and `reply_body`."""
 
     def __init__(self):
         self.requests: list[dict] = []
         self.statuses: list[int] = []
+        self.reply_headers: dict[str, str] = {}
+        self.reply_body = b"ok"
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -102,13 +122,25 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body, "json": json.loads(body)}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "json": json.loads(body) if body else None,
+                    }
                 )
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                for name, value in receiver.reply_headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(receiver.reply_body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                # The client may stop reading a long body part-way, as it should.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(receiver.reply_body)
+
+            do_GET = do_PUT = do_POST
 
             def log_message(self, *args):
                 pass
