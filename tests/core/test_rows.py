@@ -73,3 +73,18 @@ def test_run_for_loads_the_run_with_its_experiment_and_user(users):
 def test_roles_are_read_by_name(users):
     assert accounts_selectors.roles_of(users["scientist"]) == [SCIENTIST]
     assert accounts_selectors.roles_of(User.objects.create(username="nobody-here")) == []
+
+
+def test_team_ids_are_the_teams_whose_group_the_user_is_in(users):
+    from apps.accounts.models import Team
+    from apps.accounts.services import add_team_member, create_team
+
+    admin, member = users["admin"], users["scientist"]
+    first = create_team(name="Row team one", by=admin)
+    second = create_team(name="Row team two", by=admin)
+    create_team(name="Row team three", by=admin)
+    add_team_member(team=first, user=member, by=admin)
+    add_team_member(team=second, user=member, by=admin)
+    expected = sorted(Team.objects.filter(group__user=member).values_list("pk", flat=True))
+    assert accounts_selectors.team_ids_of(member) == expected == sorted([first.pk, second.pk])
+    assert accounts_selectors.team_ids_of(users["nobody"]) == []
