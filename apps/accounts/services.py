@@ -19,7 +19,7 @@ from django.utils.text import slugify
 
 from apps.accounts.models import Notification, PersonalAccessToken, Team, User
 from apps.accounts.roles import ADMIN, ALL_ROLES
-from apps.accounts.selectors import is_platform_admin, token_by_hash
+from apps.accounts.selectors import can_manage_team, is_platform_admin, token_by_hash
 from apps.audit import services as audit
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,14 @@ def create_team(*, name: str, by: User, description: str = "", lead: User | None
     return team
 
 
+def _require_team_manager(team: Team, by: User) -> None:
+    # Checked here as well as in the view: services are the rule, views only its first gate.
+    if not can_manage_team(by, team):
+        raise PermissionDenied(f"Only platform admins and the team's lead may change who is in {team.name}.")
+
+
 def add_team_member(*, team: Team, user: User, by: User) -> None:
+    _require_team_manager(team, by)
     with transaction.atomic():
         if team.group.user_set.filter(pk=user.pk).exists():
             return
@@ -128,6 +135,7 @@ def add_team_member(*, team: Team, user: User, by: User) -> None:
 
 
 def remove_team_member(*, team: Team, user: User, by: User) -> None:
+    _require_team_manager(team, by)
     with transaction.atomic():
         if not team.group.user_set.filter(pk=user.pk).exists():
             return

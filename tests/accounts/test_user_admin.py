@@ -263,3 +263,20 @@ def test_a_deactivated_member_can_be_removed_from_a_team_but_not_added(client, u
     assert not team.group.user_set.filter(username="engineer").exists()
     client.post(url, {"username": "engineer", "action": "add"})
     assert not team.group.user_set.filter(username="engineer").exists()
+
+
+def test_only_admins_and_the_lead_change_members_even_through_the_service(users):
+    """The rule lives in the service too: a member who is not the lead is refused and nothing
+    is written or audited."""
+    from django.core.exceptions import PermissionDenied
+
+    team = accounts.create_team(name="Fraud Ops", lead=users["engineer"], by=users["admin"])
+    accounts.add_team_member(team=team, user=users["scientist"], by=users["engineer"])  # the lead
+    with pytest.raises(PermissionDenied):
+        accounts.add_team_member(team=team, user=users["ops"], by=users["scientist"])
+    with pytest.raises(PermissionDenied):
+        accounts.remove_team_member(team=team, user=users["engineer"], by=users["scientist"])
+    assert set(team.group.user_set.values_list("username", flat=True)) == {"engineer", "scientist"}
+    assert AuditEvent.objects.filter(action="team.add_member", actor=users["scientist"]).count() == 0
+    accounts.remove_team_member(team=team, user=users["scientist"], by=users["admin"])
+    assert set(team.group.user_set.values_list("username", flat=True)) == {"engineer"}

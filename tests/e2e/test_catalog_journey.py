@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 def test_scientist_requests_access_and_owner_approves_in_the_browser(browser, live_server, screenshot):
     make_user("sam", "Data scientists")
     owner = make_user("olga", "Data scientists")
-    ops = accounts.create_team(name="Platform Ops", by=owner)
+    ops = accounts.create_team(name="Platform Ops", by=owner, lead=owner)
     accounts.add_team_member(team=ops, user=owner, by=owner)
     make_dataset(owner, "Card holders", classification="pii", team=ops, tags=["cards"])
     make_dataset(owner, "Branch list", classification="public", team=ops)
