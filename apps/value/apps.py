@@ -19,7 +19,7 @@ def _register_sharing() -> None:
     # The Share dialog (apps.accounts.sharing): view / change shares to users and teams through
     # value.services.share_use_case, which checks who may manage and audits.
     try:
-        from apps.accounts.sharing import Level, Shareable, register
+        from apps.accounts.sharing import Level, owned_shareable, register
     except ImportError:  # the dialog is not installed
         return
     from django.urls import reverse
@@ -28,19 +28,16 @@ def _register_sharing() -> None:
     from apps.value.models import UseCase
 
     register(
-        Shareable(
+        owned_shareable(
             kind="usecase",
             model=UseCase,
             label="use case",
             levels=(Level("view", "view", "view_usecase"), Level("change", "change (brings view)", "change_usecase")),
-            lookup=lambda user, pk: (
-                selectors.visible_use_cases(user).select_related("owner", "team__lead").filter(pk=pk).first()
-            ),
+            visible=selectors.visible_use_cases,
             can_manage=permissions.can_manage,
             share=lambda obj, by, level, user, team, grant: services.share_use_case(
                 use_case=obj, grantee=user or team, level=level.key, by=by, grant=grant
             ),
-            visible=selectors.visible_use_cases,
             url=lambda obj: reverse("value:use_case", args=[obj.slug]),
         )
     )
