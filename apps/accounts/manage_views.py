@@ -22,19 +22,12 @@ from apps.accounts import selectors, services, sharing
 from apps.accounts.forms import InviteForm, RolesForm, TeamCreateForm, TeamMemberForm, UserFilterForm
 from apps.accounts.models import Team, User
 from apps.audit import services as audit
+from apps.core.forms import add_service_errors
 
 
 def _require_admin(request: HttpRequest) -> None:
     if not selectors.is_platform_admin(request.user):
         raise Http404("No such page.")
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
 
 
 def submit(request: HttpRequest, form, write: Callable[[dict], Any]) -> tuple[bool, Any, int]:
@@ -47,7 +40,7 @@ def submit(request: HttpRequest, form, write: Callable[[dict], Any]) -> tuple[bo
         try:
             return True, write(form.cleaned_data), 200
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
     return False, None, 400
 
 

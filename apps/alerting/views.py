@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.alerting import permissions, selectors, services
 from apps.alerting.forms import AlertListForm, ChannelForm, CommentForm, RuleForm, SilenceForm
 from apps.alerting.models import Alert, AlertRule, Severity
+from apps.core.forms import add_service_errors
 from apps.deployments.models import Environment
 
 PER_PAGE = 25
@@ -167,7 +168,7 @@ def rule_new(request: HttpRequest) -> HttpResponse:
         try:
             rule = services.create_rule(by=request.user, **scope, **_rule_values(form))
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Rule “{rule.name}” created.")
             return redirect(_rules_url(rule))
@@ -189,7 +190,7 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             rule = services.update_rule(rule=rule, by=request.user, **_rule_values(form))
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "Rule saved.")
             return redirect(_rules_url(rule))
@@ -213,14 +214,6 @@ def _rule_initial(rule: AlertRule) -> dict:
     return {name: getattr(rule, name) for name in services.RULE_FIELDS}
 
 
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
-
 def _rules_url(rule: AlertRule) -> str:
     from django.urls import reverse
 
@@ -242,7 +235,7 @@ def silence_list(request: HttpRequest) -> HttpResponse:
                 by=request.user, ends_at=form.ends_at(), reason=form.cleaned_data["reason"], **matcher
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         except PermissionDenied as exc:
             form.add_error(None, str(exc) or "You may not create this silence.")
         else:
@@ -325,7 +318,7 @@ def channel_list(request: HttpRequest) -> HttpResponse:
                 min_severity=data["min_severity"],
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         except PermissionDenied as exc:
             form.add_error(None, str(exc))
         else:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from apps.catalog import charts, permissions, selectors, services
 from apps.catalog.forms import AccessRequestForm, DatasetForm, DecisionForm, VersionUploadForm
 from apps.catalog.models import AccessRequest, Column, Dataset
+from apps.core.forms import add_service_errors
 from apps.core.uploads import request_too_large
 
 
@@ -113,7 +114,7 @@ def dataset_create(request: HttpRequest) -> HttpResponse:
         except services.UploadTooLarge:
             return _too_large(request)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Dataset “{dataset.name}” registered.")
             return redirect("catalog:dataset", slug=dataset.slug)
@@ -277,14 +278,6 @@ def _form_errors(form) -> str:
 def _too_large(request: HttpRequest) -> HttpResponse:
     limit = settings.CATALOG_MAX_UPLOAD_BYTES // (1024 * 1024)
     return render(request, "errors/413.html", {"limit_mb": limit}, status=413)
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _int(value) -> int | None:

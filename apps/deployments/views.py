@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.forms import add_service_errors
 from apps.deployments import permissions, policy, selectors, services
 from apps.deployments.diff import request_diff
 from apps.deployments.forms import DecisionForm, EnvironmentPolicyForm, NewRequestForm, ReasonForm, RequestListForm
@@ -174,7 +175,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     form.add_error(None, str(exc))
                     status = 403
                 except ValidationError as exc:
-                    _add_service_errors(form, exc, renames={"model_version": "version"})
+                    add_service_errors(form, exc, renames={"model_version": "version"})
                 else:
                     try:
                         services.submit(request=created, by=request.user)
@@ -434,21 +435,10 @@ def environment_edit(request: HttpRequest, name: str) -> HttpResponse:
                     **form.policy_changes(),
                 )
             except ValidationError as exc:
-                _add_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, f"Policy of {environment.name} saved.")
                 return redirect("deployments:environment_list")
     return render(
         request, "deployments/environment_edit.html", {"environment": environment, "form": form}, status=status
     )
-
-
-def _add_service_errors(form, exc: ValidationError, *, renames: dict[str, str] | None = None) -> None:
-    """A service's ValidationError onto the form: per field where the form has that field."""
-    renames = renames or {}
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, " ".join(exc.messages))
-        return
-    for field, errors in exc.message_dict.items():
-        field = renames.get(field, field)
-        form.add_error(field if field in form.fields else None, errors)

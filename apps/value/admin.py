@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from apps.accounts.guarded_admin import GovernedObjectAdmin
 from apps.accounts.selectors import is_platform_admin
+from apps.core.admin import ReadOnlyAdmin
 from apps.value.models import ComputeRate, CostEntry, StageChange, UseCase, ValueEntry
 
 
@@ -19,21 +20,14 @@ class UseCaseAdmin(GovernedObjectAdmin):
     list_select_related = ("owner", "team")
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyAdmin):
+    """Entries, stage history and rates: read-only, and for platform admins only."""
+
     def has_module_permission(self, request) -> bool:
         return is_platform_admin(request.user)
 
     def has_view_permission(self, request, obj=None) -> bool:
         return is_platform_admin(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ComputeRate)

@@ -144,23 +144,6 @@ def linkable_choices(user) -> dict[str, QuerySet]:
     }
 
 
-def use_case_shares(use_case: UseCase) -> list[dict]:
-    """Explicit shares: users then teams, each `{kind, grantee, codenames}` (two queries)."""
-    shares: dict[tuple[str, int], dict] = {}
-    for row in UseCaseUserObjectPermission.objects.filter(content_object=use_case).select_related("user", "permission"):
-        entry = shares.setdefault(("user", row.user_id), {"kind": "user", "grantee": row.user, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    group_rows = list(UseCaseGroupObjectPermission.objects.filter(content_object=use_case).select_related("permission"))
-    teams = {team.group_id: team for team in Team.objects.filter(group_id__in={row.group_id for row in group_rows})}
-    for row in group_rows:
-        team = teams.get(row.group_id)
-        if team is None:
-            continue
-        entry = shares.setdefault(("team", team.pk), {"kind": "team", "grantee": team, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    return sorted(shares.values(), key=lambda entry: (entry["kind"] != "user", str(entry["grantee"]).lower()))
-
-
 # --- The portfolio ----------------------------------------------------------------------------
 
 

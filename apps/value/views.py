@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import teams_of
+from apps.core.forms import add_service_errors
 from apps.core.uploads import request_too_large
 from apps.value import charts, permissions, roi, selectors, services
 from apps.value.forms import CostForm, ImportForm, LinksForm, PortfolioFilterForm, StageForm, UseCaseForm, ValueForm
@@ -243,7 +244,7 @@ def use_case_new(request: HttpRequest) -> HttpResponse:
                 **data,
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "Use case created.")
             return redirect("value:use_case", use_case.slug)
@@ -266,20 +267,12 @@ def use_case_edit(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             services.update_use_case(use_case=_use_case_or_404(request, slug), by=request.user, **changes)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "Use case saved.")
             return redirect("value:use_case", use_case.slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "value/use_case_form.html", {"form": form, "use_case": use_case}, status=status)
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _act(request: HttpRequest, use_case: UseCase, success: str, action, /, **kwargs) -> HttpResponse:
