@@ -71,3 +71,42 @@ def train_and_save(folder: Path):
             pip_requirements=[],
         )
     return frame
+
+
+def live_churn_endpoint(folder: Path, *, superuser: bool = False):
+    """Train and save the churn model in `folder`, store it as version 1 of the registered
+    model `bench-churn`, and serve it from the endpoint `bench-churn` owned by a new user
+    `bench`. Returns (the user's token, the endpoint, the training frame)."""
+    from apps.accounts import services as accounts
+    from apps.accounts.models import User
+    from apps.deployments.models import Endpoint, Environment
+    from apps.registry.models import ModelVersion, RegisteredModel
+    from apps.tracking import artifacts
+
+    frame = train_and_save(folder)
+    user = User.objects.create_user(
+        username="bench",
+        password="bench-password-long-enough",
+        is_superuser=superuser,  # noqa: S106
+    )
+    _, token = accounts.create_token(user=user, name="bench")
+    location = "mlflow-artifacts:/1/models/m-bench/artifacts"
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = artifacts.join(artifacts.root_key(location), file.relative_to(folder).as_posix())
+        artifacts.save_stream(key, [file.read_bytes()])
+    registered = RegisteredModel.objects.create(
+        name="bench-churn", owner=user, creation_timestamp=1, last_updated_timestamp=1
+    )
+    version = ModelVersion.objects.create(
+        registered_model=registered,
+        version=1,
+        source=location,
+        storage_location=location,
+        flavor="sklearn",
+        user=user,
+        creation_timestamp=1,
+        last_updated_timestamp=1,
+    )
+    environment = Environment.objects.create(name="bench")
+    endpoint = Endpoint.objects.create(name="bench-churn", environment=environment, owner=user, current_version=version)
+    return token, endpoint, frame

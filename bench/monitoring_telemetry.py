@@ -59,43 +59,16 @@ def prepare():
 
     fresh_django(WORK, settings_env())
     from bench_setup import ROWS as n
-    from bench_setup import train_and_save
+    from bench_setup import live_churn_endpoint
 
-    from apps.accounts import services as accounts
-    from apps.accounts.models import User
     from apps.catalog.models import Dataset, DatasetVersion
     from apps.catalog.profiling import profile_file
-    from apps.deployments.models import Endpoint, Environment
     from apps.monitoring.models import EndpointMonitoring
-    from apps.registry.models import ModelVersion, RegisteredModel
-    from apps.tracking import artifacts
 
-    folder = WORK / "model"
-    frame = train_and_save(folder)
-    user = User.objects.create_user(username="bench", password="bench-password-long-enough", is_superuser=True)  # noqa: S106
-    _, token = accounts.create_token(user=user, name="bench")
-    location = "mlflow-artifacts:/1/models/m-bench/artifacts"
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = artifacts.join(artifacts.root_key(location), file.relative_to(folder).as_posix())
-        artifacts.save_stream(key, [file.read_bytes()])
-    registered = RegisteredModel.objects.create(
-        name="bench-churn", owner=user, creation_timestamp=1, last_updated_timestamp=1
-    )
-    version = ModelVersion.objects.create(
-        registered_model=registered,
-        version=1,
-        source=location,
-        storage_location=location,
-        flavor="sklearn",
-        user=user,
-        creation_timestamp=1,
-        last_updated_timestamp=1,
-    )
-    environment = Environment.objects.create(name="bench")
-    endpoint = Endpoint.objects.create(name="bench-churn", environment=environment, owner=user, current_version=version)
+    token, endpoint, frame = live_churn_endpoint(WORK / "model", superuser=True)
     csv = WORK / "training.csv"
     frame.to_csv(csv, index=False)
-    dataset = Dataset.objects.create(name="bench training", slug="bench-training", owner=user)
+    dataset = Dataset.objects.create(name="bench training", slug="bench-training", owner=endpoint.owner)
     reference = DatasetVersion.objects.create(
         dataset=dataset, number=1, status="ready", profile=profile_file(csv).to_dict(), row_count=n
     )

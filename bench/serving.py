@@ -67,38 +67,10 @@ def prepare() -> tuple[str, Path, list[dict]]:
     from bench_setup import fresh_django
 
     fresh_django(WORK, settings_env())
-    from bench_setup import train_and_save
-
-    from apps.accounts import services as accounts
-    from apps.accounts.models import User
-    from apps.deployments.models import Endpoint, Environment
-    from apps.registry.models import ModelVersion, RegisteredModel
-    from apps.tracking import artifacts
+    from bench_setup import live_churn_endpoint
 
     folder = WORK / "model"
-    frame = train_and_save(folder)
-
-    user = User.objects.create_user(username="bench", password="bench-password-long-enough")  # noqa: S106
-    _, token = accounts.create_token(user=user, name="bench")
-    location = "mlflow-artifacts:/1/models/m-bench/artifacts"
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = artifacts.join(artifacts.root_key(location), file.relative_to(folder).as_posix())
-        artifacts.save_stream(key, [file.read_bytes()])
-    registered = RegisteredModel.objects.create(
-        name="bench-churn", owner=user, creation_timestamp=1, last_updated_timestamp=1
-    )
-    version = ModelVersion.objects.create(
-        registered_model=registered,
-        version=1,
-        source=location,
-        storage_location=location,
-        flavor="sklearn",
-        user=user,
-        creation_timestamp=1,
-        last_updated_timestamp=1,
-    )
-    environment = Environment.objects.create(name="bench")
-    Endpoint.objects.create(name="bench-churn", environment=environment, owner=user, current_version=version)
+    token, _, frame = live_churn_endpoint(folder)
     samples = frame.sample(200, random_state=1).to_dict(orient="records")
     return token, folder, samples
 
