@@ -194,3 +194,13 @@ def test_the_last_word_matches_as_a_prefix_the_others_as_whole_words(corpus):
     assert names(corpus, "churn cust")[0] == "Customer churn"  # "cust" is still being typed
     assert "Customer churn" not in names(corpus, "cust churn")  # "cust" was finished: no such word
     assert names(corpus, "customer churn")[0] == "Customer churn"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the", "the of and", "churn the", "a b c d", "ünïcödé churn", "x" * 300, "___", "1 2", "c'est l'été", "*:&|!"],
+)
+def test_odd_search_text_answers_a_page_not_an_error(corpus, client, text):
+    client.force_login(corpus)
+    assert client.get("/catalog/", {"q": text}).status_code == 200
+    assert client.get("/api/v1/datasets/", {"q": text}).status_code == 200
