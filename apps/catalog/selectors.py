@@ -105,18 +105,26 @@ def search_datasets(
         total = sum(item["count"] for item in facets["classification"])
         return SearchResult(datasets=CountedQuerySet(ordered, total, listed), facets=facets, total=total)
     candidates = search.ranked_ids(text)
-    # One query both applies the permission filter to the candidates and brings the facet
-    # columns; counting at most MAX_RANKED rows in Python beats one grouped query per facet.
-    columns = _FACET_COLUMNS if with_facets else ("pk",)
-    rows = (
-        {row[0]: row for row in queryset.filter(pk__any=candidates).order_by().values_list(*columns)}
-        if candidates
-        else {}
-    )
+    if not with_facets:
+        visible = set(queryset.filter(pk__any=candidates).values_list("pk", flat=True)) if candidates else set()
+        ids = [pk for pk in candidates if pk in visible]
+        return SearchResult(
+            datasets=RankedDatasets(ids, listed), facets={}, total=len(ids), capped=len(candidates) >= search.MAX_RANKED
+        )
+    # One query applies the permission filter to the candidates and brings the facet columns
+    # with the tags (a row per tag): counting at most MAX_RANKED datasets in Python beats one
+    # grouped query per facet.
+    rows: dict[int, tuple] = {}
+    tag_ids: list[int] = []
+    if candidates:
+        for *row, tag_id in queryset.filter(pk__any=candidates).order_by().values_list(*_FACET_COLUMNS, "tags"):
+            rows[row[0]] = row
+            if tag_id is not None:
+                tag_ids.append(tag_id)
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
         datasets=RankedDatasets(ids, listed),
-        facets=_facets_of_rows(list(rows.values())) if with_facets else {},
+        facets=_facets_of_rows(list(rows.values()), tag_ids),
         total=len(ids),
         capped=len(candidates) >= search.MAX_RANKED,
     )
@@ -135,8 +143,9 @@ _NOT_LISTED = (
 _FACET_COLUMNS = ("pk", "owner_id", "team_id", "domain_id", "classification", "format")
 
 
-def _facets_of_rows(rows: list[tuple], limit: int = 15) -> dict[str, list[dict]]:
-    """facet_counts for a small set of datasets already in hand (pk and facet columns)."""
+def _facets_of_rows(rows: list[tuple], tag_ids: list[int], limit: int = 15) -> dict[str, list[dict]]:
+    """facet_counts for a small set of datasets already in hand (pk and facet columns, and
+    the ids of their tags, once per dataset and tag)."""
     counters = {facet: Counter() for facet in FACETS}
     for _, owner_id, team_id, domain_id, classification, fmt in rows:
         counters["owner"][owner_id] += 1
@@ -144,9 +153,7 @@ def _facets_of_rows(rows: list[tuple], limit: int = 15) -> dict[str, list[dict]]
         counters["domain"][domain_id] += 1
         counters["classification"][classification] += 1
         counters["format"][fmt] += 1
-    if rows:
-        through = Dataset.tags.through.objects.filter(dataset_id__any=[row[0] for row in rows])
-        counters["tag"].update(through.values_list("tag_id", flat=True))
+    counters["tag"].update(tag_ids)
     facets: dict[str, list[dict]] = {}
     for facet, (_, model, value_field, label_field) in _FACET_SOURCES.items():
         top = [(pk, n) for pk, n in counters[facet].most_common() if pk is not None][:limit]
