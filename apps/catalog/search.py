@@ -120,22 +120,32 @@ def _catalog_size() -> int:
 _RANKED_PASS = (
     "SELECT id, count(*) OVER () FROM ("
     "  SELECT id, name, ts_rank(search_vector, to_tsquery('english', %s)) AS score"
-    "  FROM catalog_dataset WHERE {vector} @@ to_tsquery('english', %s) LIMIT %s"
+    "  FROM catalog_dataset WHERE {match} LIMIT %s"
     ") AS matches ORDER BY score DESC, name, id LIMIT %s"
+)
+# The whole words of a query (all but the last), or the whole query when they are all stop
+# words (to_tsquery drops those, and an empty query matches nothing). The planner folds it to
+# a constant, so the GIN index can use it.
+_WHOLE_WORDS = (
+    "CASE WHEN numnode(to_tsquery('english', %s)) > 0 THEN to_tsquery('english', %s) ELSE to_tsquery('english', %s) END"
 )
 
 
 def _postgres_tier(words: list[str], vector: str, wanted: int, rank_at_most: int) -> list[int]:
     query = " & ".join([*words[:-1], f"{words[-1]}:*"])
+    # `vector` is a column name from _TIERS, never user input.
+    match = _rare_whole_words(words, vector, query, rank_at_most)
     with connection.cursor() as cursor:
-        if _planner_estimate(cursor, vector, query) <= _SURELY_COMMON * rank_at_most:
+        if match is None:
+            every_word = (f"{vector} @@ to_tsquery('english', %s)", [query])
+            if _planner_estimate(cursor, *every_word) <= _SURELY_COMMON * rank_at_most:
+                match = every_word
+        if match is not None:
             # One pass over at most rank_at_most + 1 matches both counts and scores them: the
             # score is computed on the row the index match already read (scoring the matches
             # again by id read every row twice, three times the cost).
-            cursor.execute(
-                _RANKED_PASS.format(vector=vector),  # a column name from _TIERS, not user input
-                [query, query, rank_at_most + 1, wanted],
-            )
+            condition, params = match
+            cursor.execute(_RANKED_PASS.format(match=condition), [query, *params, rank_at_most + 1, wanted])
             rows = cursor.fetchall()
             if not rows or rows[0][1] <= rank_at_most:
                 return [row[0] for row in rows]
@@ -149,6 +159,21 @@ def _postgres_tier(words: list[str], vector: str, wanted: int, rank_at_most: int
         return [row[0] for row in cursor.fetchall()]
 
 
+def _rare_whole_words(words: list[str], vector: str, query: str, rank_at_most: int) -> tuple[str, list] | None:
+    """For several words whose whole words (all but the last) are rare: a condition where the
+    index finds those and each of their rows is tested for the last word's prefix. The index
+    would otherwise expand the prefix into every word it starts and merge all their matches
+    (for "term4", 1,111 words at 100,000 datasets: 8 ms of a 9 ms tier; this way, 0.5 ms)."""
+    if len(words) < 2:
+        return None
+    whole = " & ".join(words[:-1])
+    by_index = f"{vector} @@ {_WHOLE_WORDS}"
+    with connection.cursor() as cursor:
+        if _planner_estimate(cursor, by_index, [whole, whole, query]) > rank_at_most:
+            return None
+    return f"{by_index} AND ts_match_vq({vector}, to_tsquery('english', %s))", [whole, whole, query, query]
+
+
 # A tier whose planner estimate is over rank_at_most is walked by name without counting its
 # matches. The estimate comes from the most common words ANALYZE keeps for each vector, 10,000 of
 # them (migration 0006): at 100,000 datasets it was within 1% of the real count (2,915 estimated
@@ -158,11 +183,8 @@ def _postgres_tier(words: list[str], vector: str, wanted: int, rank_at_most: int
 _SURELY_COMMON = 1
 
 
-def _planner_estimate(cursor, vector: str, query: str) -> float:
-    cursor.execute(
-        f"EXPLAIN (FORMAT JSON) SELECT id FROM catalog_dataset WHERE {vector} @@ to_tsquery('english', %s)",  # noqa: S608
-        [query],
-    )
+def _planner_estimate(cursor, condition: str, params: list) -> float:
+    cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT id FROM catalog_dataset WHERE {condition}", params)  # noqa: S608
     plan = cursor.fetchone()[0]
     if isinstance(plan, str):  # psycopg decodes json columns; be safe with other drivers
         plan = json.loads(plan)

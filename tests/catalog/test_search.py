@@ -197,6 +197,28 @@ def test_the_last_word_matches_as_a_prefix_the_others_as_whole_words(corpus):
     assert names(corpus, "customer churn")[0] == "Customer churn"
 
 
+def test_rare_whole_words_find_what_the_index_over_every_word_finds(corpus, monkeypatch):
+    """PostgreSQL: when a search's whole words are rare, the index finds them and each of their
+    rows is tested for the last word's prefix; the answer is the same as the index's over every
+    word, stop words included."""
+    from django.db import connection
+
+    from apps.catalog import search
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the tiers' strategies are PostgreSQL's")
+    texts = ["churn cust", "monthly cust", "the cust", "of the churn", "card churn", "churn zzz"]
+    chosen = []
+    rare_whole_words = search._rare_whole_words
+    monkeypatch.setattr(search, "_rare_whole_words", lambda *a: chosen.append(rare_whole_words(*a)) or chosen[-1])
+    by_whole_words = {text: names(corpus, text) for text in texts}
+    assert any(chosen), "the whole-words strategy was never chosen"
+    monkeypatch.setattr(search, "_rare_whole_words", lambda *a: None)
+    assert {text: names(corpus, text) for text in texts} == by_whole_words
+    assert by_whole_words["the cust"] == names(corpus, "cust") and by_whole_words["the cust"][0] == "Customer churn"
+    assert by_whole_words["churn zzz"] == []
+
+
 @pytest.mark.parametrize(
     "text",
     ["the", "the of and", "churn the", "a b c d", "ünïcödé churn", "x" * 300, "___", "1 2", "c'est l'été", "*:&|!"],
