@@ -115,16 +115,17 @@ def search_datasets(
     # with the tags (a row per tag): counting at most MAX_RANKED datasets in Python beats one
     # grouped query per facet.
     rows: dict[int, tuple] = {}
-    tag_ids: list[int] = []
+    tags_of: dict[int, list[int]] = {}
     if candidates:
         for *row, tag_id in queryset.filter(pk__any=candidates).order_by().values_list(*_FACET_COLUMNS, "tags"):
             rows[row[0]] = row
             if tag_id is not None:
-                tag_ids.append(tag_id)
+                tags_of.setdefault(row[0], []).append(tag_id)
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
-        datasets=RankedDatasets(ids, listed),
-        facets=_facets_of_rows(list(rows.values()), tag_ids),
+        # The result list names the tags already in hand (with the tag facet's cached names).
+        datasets=RankedDatasets(ids, listed, tags_of=tags_of),
+        facets=_facets_of_rows(list(rows.values()), [tag for tags in tags_of.values() for tag in tags]),
         total=len(ids),
         capped=len(candidates) >= search.MAX_RANKED,
     )
@@ -218,17 +219,28 @@ _LISTED_FIELDS = (
 )
 
 
-def _load_listed(queryset: QuerySet[Dataset]) -> list[Dataset]:
-    """The datasets of `queryset` with the fields a result list shows, and `tag_names`."""
+def _load_listed(queryset: QuerySet[Dataset], tags_of: dict[int, list[int]] | None = None) -> list[Dataset]:
+    """The datasets of `queryset` with the fields a result list shows, and `tag_names` (named
+    from `tags_of`, dataset id → tag ids, when the caller has them)."""
     queryset = queryset.select_related(None).prefetch_related(None).defer(None)
     rows = list(queryset.select_related("owner", "team", "current_version").only(*_LISTED_FIELDS))
-    tag_names: dict[int, list[str]] = {row.pk: [] for row in rows}
-    through = Dataset.tags.through.objects.filter(dataset_id__in=list(tag_names)).order_by("tag__name")
-    for dataset_id, name in through.values_list("dataset_id", "tag__name"):
-        tag_names[dataset_id].append(name)
+    if tags_of is not None:
+        tag_names = _tag_names(tags_of, [row.pk for row in rows])
+    else:
+        tag_names = {row.pk: [] for row in rows}
+        through = Dataset.tags.through.objects.filter(dataset_id__in=list(tag_names)).order_by("tag__name")
+        for dataset_id, name in through.values_list("dataset_id", "tag__name"):
+            tag_names[dataset_id].append(name)
     for row in rows:
         row.tag_names = tag_names[row.pk]
     return rows
+
+
+def _tag_names(tags_of: dict[int, list[int]], dataset_ids: list[int]) -> dict[int, list[str]]:
+    _, model, value_field, label_field = _FACET_SOURCES["tag"]
+    wanted = sorted({tag for pk in dataset_ids for tag in tags_of.get(pk, ())})
+    names = _facet_labels("tag", model, value_field, label_field, wanted)
+    return {pk: sorted(names[tag][label_field] for tag in tags_of.get(pk, ()) if tag in names) for pk in dataset_ids}
 
 
 class CountedQuerySet(Sequence):
@@ -252,8 +264,8 @@ class CountedQuerySet(Sequence):
 class RankedDatasets(Sequence):
     """Ranked ids that load only the slice being shown (for Paginator and DRF pagination)."""
 
-    def __init__(self, ids: list[int], listed: bool = False):
-        self.ids, self.listed = ids, listed
+    def __init__(self, ids: list[int], listed: bool = False, tags_of: dict[int, list[int]] | None = None):
+        self.ids, self.listed, self.tags_of = ids, listed, tags_of
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -265,7 +277,7 @@ class RankedDatasets(Sequence):
         if isinstance(index, slice):
             wanted = self.ids[index]
             if self.listed:
-                rows = _load_listed(Dataset.objects.filter(pk__in=wanted))
+                rows = _load_listed(Dataset.objects.filter(pk__in=wanted), self.tags_of)
             else:
                 rows = (
                     Dataset.objects.filter(pk__in=wanted)
