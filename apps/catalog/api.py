@@ -79,7 +79,8 @@ class DatasetSerializer(serializers.ModelSerializer):
         read_only_fields = ["slug", "owner", "current_version", "created_at", "updated_at"]
 
     def get_tag_names(self, dataset: Dataset) -> list[str]:
-        return [tag.name for tag in dataset.tags.all()]
+        named = getattr(dataset, "tag_names", None)  # search results come with their tags named
+        return named if named is not None else [tag.name for tag in dataset.tags.all()]
 
 
 class DatasetDetailSerializer(DatasetSerializer):

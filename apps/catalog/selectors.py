@@ -105,27 +105,24 @@ def search_datasets(
         total = sum(item["count"] for item in facets["classification"])
         return SearchResult(datasets=CountedQuerySet(ordered, total, listed), facets=facets, total=total)
     candidates = search.ranked_ids(text)
-    if not with_facets:
-        visible = set(queryset.filter(pk__any=candidates).values_list("pk", flat=True)) if candidates else set()
-        ids = [pk for pk in candidates if pk in visible]
-        return SearchResult(
-            datasets=RankedDatasets(ids, listed), facets={}, total=len(ids), capped=len(candidates) >= search.MAX_RANKED
-        )
     # One query applies the permission filter to the candidates and brings the facet columns
     # with the tags (a row per tag): counting at most MAX_RANKED datasets in Python beats one
     # grouped query per facet.
     rows: dict[int, tuple] = {}
     tags_of: dict[int, list[int]] = {}
     if candidates:
-        for *row, tag_id in queryset.filter(pk__any=candidates).order_by().values_list(*_FACET_COLUMNS, "tags"):
+        columns = _FACET_COLUMNS if with_facets else ("pk",)
+        for *row, tag_id in queryset.filter(pk__any=candidates).order_by().values_list(*columns, "tags"):
             rows[row[0]] = row
             if tag_id is not None:
                 tags_of.setdefault(row[0], []).append(tag_id)
     ids = [pk for pk in candidates if pk in rows]
     return SearchResult(
-        # The result list names the tags already in hand (with the tag facet's cached names).
+        # The results name the tags already in hand (with the tag facet's kept names).
         datasets=RankedDatasets(ids, listed, tags_of=tags_of),
-        facets=_facets_of_rows(list(rows.values()), [tag for tags in tags_of.values() for tag in tags]),
+        facets=_facets_of_rows(list(rows.values()), [tag for tags in tags_of.values() for tag in tags])
+        if with_facets
+        else {},
         total=len(ids),
         capped=len(candidates) >= search.MAX_RANKED,
     )
@@ -236,6 +233,13 @@ def _load_listed(queryset: QuerySet[Dataset], tags_of: dict[int, list[int]] | No
     return rows
 
 
+def _with_tag_names(datasets: list[Dataset], tags_of: dict[int, list[int]]) -> list[Dataset]:
+    names = _tag_names(tags_of, [dataset.pk for dataset in datasets])
+    for dataset in datasets:
+        dataset.tag_names = names[dataset.pk]
+    return datasets
+
+
 def _tag_names(tags_of: dict[int, list[int]], dataset_ids: list[int]) -> dict[int, list[str]]:
     _, model, value_field, label_field = _FACET_SOURCES["tag"]
     wanted = sorted({tag for pk in dataset_ids for tag in tags_of.get(pk, ())})
@@ -283,7 +287,11 @@ class RankedDatasets(Sequence):
                     Dataset.objects.filter(pk__in=wanted)
                     .select_related("owner", "team", "domain", "current_version__created_by")
                     .defer(*_NOT_LISTED)
-                    .prefetch_related("tags")
+                )
+                rows = (
+                    _with_tag_names(list(rows), self.tags_of)
+                    if self.tags_of is not None
+                    else rows.prefetch_related("tags")
                 )
             by_id = {row.pk: row for row in rows}
             return [by_id[pk] for pk in wanted if pk in by_id]

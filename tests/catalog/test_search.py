@@ -181,6 +181,15 @@ def test_result_list_shows_each_datasets_tags_owner_and_version(corpus, client, 
     assert 'class="badge text-bg-' in card and "Internal" in card  # the classification badge
 
 
+@pytest.mark.parametrize("query", [{"q": "churn"}, {}], ids=["search", "browse"])
+def test_the_api_lists_each_datasets_tag_names_in_name_order(corpus, client, query):
+    client.force_login(corpus)
+    results = {row["name"]: row for row in client.get("/api/v1/datasets/", query).json()["results"]}
+    assert results["Card transactions"]["tag_names"] == ["churn", "fraud"]
+    assert results["Customer churn"]["tag_names"] == ["retention"]
+    assert results["Customer churn"]["owner"] == str(corpus.username)
+
+
 def test_private_datasets_carry_a_lock_badge_in_lists_and_on_their_page(corpus, client):
     dataset = make_dataset(corpus, "Secret churn", visibility="private", classification="pii")
     client.force_login(corpus)
