@@ -79,7 +79,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         read_only_fields = ["slug", "owner", "current_version", "created_at", "updated_at"]
 
     def get_tag_names(self, dataset: Dataset) -> list[str]:
-        named = getattr(dataset, "tag_names", None)  # search results come with their tags named
+        named = getattr(dataset, "tag_names", None)  # search results come with their tags named (selectors)
         return named if named is not None else [tag.name for tag in dataset.tags.all()]
 
 

@@ -134,8 +134,8 @@ _WHOLE_WORDS = (
 def _postgres_tier(words: list[str], vector: str, wanted: int, rank_at_most: int) -> list[int]:
     query = " & ".join([*words[:-1], f"{words[-1]}:*"])
     # `vector` is a column name from _TIERS, never user input.
-    match = _rare_whole_words(words, vector, query, rank_at_most)
     with connection.cursor() as cursor:
+        match = _rare_whole_words(cursor, words, vector, query, rank_at_most)
         if match is None:
             every_word = (f"{vector} @@ to_tsquery('english', %s)", [query])
             if _planner_estimate(cursor, *every_word) <= _SURELY_COMMON * rank_at_most:
@@ -159,7 +159,7 @@ def _postgres_tier(words: list[str], vector: str, wanted: int, rank_at_most: int
         return [row[0] for row in cursor.fetchall()]
 
 
-def _rare_whole_words(words: list[str], vector: str, query: str, rank_at_most: int) -> tuple[str, list] | None:
+def _rare_whole_words(cursor, words: list[str], vector: str, query: str, rank_at_most: int) -> tuple[str, list] | None:
     """For several words whose whole words (all but the last) are rare: a condition where the
     index finds those and each of their rows is tested for the last word's prefix. The index
     would otherwise expand the prefix into every word it starts and merge all their matches
@@ -168,9 +168,8 @@ def _rare_whole_words(words: list[str], vector: str, query: str, rank_at_most: i
         return None
     whole = " & ".join(words[:-1])
     by_index = f"{vector} @@ {_WHOLE_WORDS}"
-    with connection.cursor() as cursor:
-        if _planner_estimate(cursor, by_index, [whole, whole, query]) > rank_at_most:
-            return None
+    if _planner_estimate(cursor, by_index, [whole, whole, query]) > rank_at_most:
+        return None
     return f"{by_index} AND ts_match_vq({vector}, to_tsquery('english', %s))", [whole, whole, query, query]
 
 
