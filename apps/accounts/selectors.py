@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import PersonalAccessToken, Team, User
 from apps.accounts.roles import ADMIN, ALL_ROLES, ROLE_SLUGS
-from apps.core.rows import RowLoader
+from apps.core.rows import RowLoader, fetch_one
 
 
 def roles_of(user: User) -> list[str]:
@@ -67,19 +67,17 @@ def token_by_hash(token_hash: str) -> PersonalAccessToken | None:
     """The token with this hash and its user loaded (`select_related("user")`), in one
     hand-written query: every MLflow API call makes it (apps/core/rows.py)."""
     quote = connection.ops.quote_name
-    tokens = quote(PersonalAccessToken._meta.db_table)
-    users = quote(User._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_TOKEN_ROW.columns(connection)}, {_USER_ROW.columns(connection)} FROM {tokens} t "  # noqa: S608
-            f"INNER JOIN {users} u ON u.{quote('id')} = t.{quote('user_id')} WHERE t.{quote('token_hash')} = %s",
-            [token_hash],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    found = fetch_one(
+        connection,
+        f"FROM {quote(PersonalAccessToken._meta.db_table)} t INNER JOIN {quote(User._meta.db_table)} u "
+        f"ON u.{quote('id')} = t.{quote('user_id')} WHERE t.{quote('token_hash')} = %s",
+        [token_hash],
+        [_TOKEN_ROW, _USER_ROW],
+    )
+    if found is None:
         return None
-    token = _TOKEN_ROW.load(connection, row)
-    token.user = _USER_ROW.load(connection, row, _TOKEN_ROW.width)
+    token, user = found
+    token.user = user
     return token
 
 

@@ -52,3 +52,19 @@ class RowLoader:
                 value = converter(value, col, connection)
             values.append(value)
         return self.model.from_db(connection.alias, self.attnames, values)
+
+
+def fetch_one(connection, from_sql: str, params: Sequence[Any], loaders: Sequence[RowLoader]) -> list | None:
+    """`SELECT <every loader's columns> <from_sql>`: the first row's instances, one per loader
+    in order (a row of joined tables), or None when no row matches."""
+    columns = ", ".join(loader.columns(connection) for loader in loaders)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} {from_sql}", params)  # noqa: S608 — callers' own SQL
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for loader in loaders:
+        instances.append(loader.load(connection, row, start))
+        start += loader.width
+    return instances

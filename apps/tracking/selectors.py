@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, Greatest
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import cached_team_ids
 from apps.catalog.selectors import visible_datasets
-from apps.core.rows import RowLoader
+from apps.core.rows import RowLoader, fetch_one
 from apps.tracking import artifacts, permissions
 from apps.tracking.models import (
     Experiment,
@@ -93,21 +93,19 @@ def _run_by_uuid(run_uuid: str) -> Run | None:
     """`Run.objects.select_related("experiment", "user").filter(run_uuid=…).first()`, hand-written:
     every MLflow write (one per `log_metric` point) makes it (apps/core/rows.py)."""
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_RUN_ROW.columns(connection)}, {_EXPERIMENT_ROW.columns(connection)}, "  # noqa: S608
-            f"{_USER_ROW.columns(connection)} FROM {quote(Run._meta.db_table)} r "
-            f"INNER JOIN {quote(Experiment._meta.db_table)} e ON e.{quote('id')} = r.{quote('experiment_id')} "
-            f"INNER JOIN {quote(User._meta.db_table)} u ON u.{quote('id')} = r.{quote('user_id')} "
-            f"WHERE r.{quote('run_uuid')} = %s",
-            [run_uuid],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    found = fetch_one(
+        connection,
+        f"FROM {quote(Run._meta.db_table)} r "
+        f"INNER JOIN {quote(Experiment._meta.db_table)} e ON e.{quote('id')} = r.{quote('experiment_id')} "
+        f"INNER JOIN {quote(User._meta.db_table)} u ON u.{quote('id')} = r.{quote('user_id')} "
+        f"WHERE r.{quote('run_uuid')} = %s",
+        [run_uuid],
+        [_RUN_ROW, _EXPERIMENT_ROW, _USER_ROW],
+    )
+    if found is None:
         return None
-    run = _RUN_ROW.load(connection, row)
-    run.experiment = _EXPERIMENT_ROW.load(connection, row, _RUN_ROW.width)
-    run.user = _USER_ROW.load(connection, row, _RUN_ROW.width + _EXPERIMENT_ROW.width)
+    run, experiment, user = found
+    run.experiment, run.user = experiment, user
     return run
 
 
