@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -565,25 +564,23 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 
 def _post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST once, without following redirects (a 3xx is a failure: a redirect could point
-    anywhere, past the URL check). Returns (HTTP status or None, error or "")."""
+    """POST once (webhook_urls.post: at an approved address, no redirects). Returns (HTTP status
+    or None, error or ""); a refused URL is an error starting "Refused: "."""
     try:
-        with requests.post(
+        status_code, answer = webhook_urls.post(
             url,
-            data=body,
+            body=body,
             headers=headers,
             timeout=getattr(settings, "ALERTING_WEBHOOK_TIMEOUT_SECONDS", 5),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            status_code = response.status_code
-            if 200 <= status_code < 300:
-                return status_code, ""
-            text = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True).decode("utf-8", errors="replace")
-            return status_code, f"HTTP {status_code}: {text[:300]}"
-    # Reading the raw body can raise urllib3's own errors, which requests does not wrap.
-    except (requests.RequestException, Urllib3Error, OSError) as exc:
+            max_response_bytes=MAX_RESPONSE_BYTES,
+        )
+    except ValidationError as exc:
+        return None, ("Refused: " + " ".join(exc.messages))[:1000]
+    except (Urllib3Error, OSError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:1000]
+    if 200 <= status_code < 300:
+        return status_code, ""
+    return status_code, f"HTTP {status_code}: {answer.decode('utf-8', errors='replace')[:300]}"
 
 
 def deliver(*, delivery_id: int, final: bool) -> WebhookDelivery:
@@ -597,14 +594,9 @@ def deliver(*, delivery_id: int, final: bool) -> WebhookDelivery:
     headers = {"Content-Type": "application/json", "User-Agent": "Causeway-Alerting/1"}
     if channel.secret:
         headers["X-Causeway-Signature"] = signature(channel.secret, body)
-    try:
-        # Checked again here, not only when the channel was saved: the host's DNS may have
-        # changed since, and a forbidden address must not see even one request.
-        webhook_urls.check_webhook_url(channel.url)
-    except ValidationError as exc:
-        status_code, error = None, ("Refused: " + " ".join(exc.messages))[:1000]
-    else:
-        status_code, error = _post(channel.url, body=body, headers=headers)
+    # Checked again here, not only when the channel was saved: the host's DNS may have changed
+    # since, and a forbidden address must not see even one request.
+    status_code, error = _post(channel.url, body=body, headers=headers)
     now = timezone.now()
     if not error:
         status = WebhookDelivery.Status.DELIVERED

@@ -1,27 +1,49 @@
-"""Which URLs a webhook channel may post to: the guard against SSRF.
+"""Which URLs a webhook channel may post to, and posting to them: the guard against SSRF.
 
 A webhook URL is typed in by users, and Causeway posts to it from inside the network, so an
 unchecked URL would let anyone with a channel reach internal services or the cloud metadata
 endpoint. The check runs when a channel is saved and again before every delivery, because a
 host's DNS answer can change after the channel was accepted.
+
+A delivery connects to an address that check approved, never to a second DNS answer: a name
+that resolves to a public address for the check and to an internal one a moment later (DNS
+rebinding) would otherwise pass the check and still be reached. HTTPS still verifies the
+certificate against the host name (urllib3's server_hostname and assert_hostname).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import certifi
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-# Looked up through this module so tests can stub DNS here without touching `requests`.
+# Looked up through this module so tests can stub DNS here; deliveries never resolve again.
 getaddrinfo = socket.getaddrinfo
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def check_webhook_url(url: str, *, allow_private: bool | None = None) -> None:
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A checked webhook URL: where to connect (`addresses`, all of them allowed) and what to
+    say there (the Host header, TLS name and request target of the URL as typed)."""
+
+    scheme: str
+    hostname: str
+    port: int
+    host_header: str
+    request_target: str
+    addresses: tuple[IPAddress, ...]
+
+
+def check_webhook_url(url: str, *, allow_private: bool | None = None) -> WebhookTarget:
     """Raise ValidationError (with a message naming the problem) unless `url` is an http(s) URL
     without credentials whose host resolves only to public addresses. `allow_private` (default:
     the ALERTING_WEBHOOK_ALLOW_PRIVATE setting) admits loopback and private-network receivers."""
@@ -39,10 +61,69 @@ def check_webhook_url(url: str, *, allow_private: bool | None = None) -> None:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
         raise ValidationError("The webhook URL has an invalid port.") from exc
-    for address in _resolve(host, port):
+    addresses = _resolve(host, port)
+    for address in addresses:
         problem = _forbidden_reason(address, allow_private=allow_private)
         if problem:
             raise ValidationError(f"The webhook host {host} resolves to {address}, {problem}; that is not allowed.")
+    return WebhookTarget(
+        scheme=parts.scheme.lower(),
+        hostname=host,
+        port=port,
+        host_header=parts.netloc,
+        request_target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+        addresses=tuple(dict.fromkeys(addresses)),
+    )
+
+
+def post(
+    url: str, *, body: bytes, headers: dict[str, str], timeout: float, max_response_bytes: int
+) -> tuple[int, bytes]:
+    """POST `body` to `url` once, at an address the check approved; returns the HTTP status and
+    at most `max_response_bytes` of the answer. Redirects are not followed (a 3xx could point
+    anywhere, past the check). Raises ValidationError when the URL is refused, and urllib3's or
+    the socket's errors when no approved address takes the request."""
+    target = check_webhook_url(url)
+    failure: Exception | None = None
+    for address in target.addresses:
+        pool = _pool(target, address, timeout)
+        try:
+            response = pool.urlopen(
+                "POST",
+                target.request_target,
+                body=body,
+                headers={**headers, "Host": target.host_header},
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Nothing was sent: try the next address, as a client walking the DNS answer would.
+            failure = exc
+            pool.close()
+            continue
+        try:
+            return response.status, response.read(max_response_bytes, decode_content=True)
+        finally:
+            response.release_conn()
+            pool.close()
+    assert failure is not None  # check_webhook_url returns at least one address
+    raise failure
+
+
+def _pool(target: WebhookTarget, address: IPAddress, timeout: float) -> urllib3.HTTPConnectionPool:
+    options = {"host": str(address), "port": target.port, "timeout": urllib3.Timeout(timeout), "maxsize": 1}
+    if target.scheme == "http":
+        return urllib3.HTTPConnectionPool(**options)
+    return urllib3.HTTPSConnectionPool(
+        **options,
+        cert_reqs="CERT_REQUIRED",
+        # The bundle `requests` would use: REQUESTS_CA_BUNDLE (an internal CA), else certifi's.
+        ca_certs=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where(),
+        server_hostname=target.hostname,
+        assert_hostname=target.hostname,
+    )
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:

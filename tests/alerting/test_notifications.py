@@ -249,7 +249,8 @@ def test_an_unreachable_webhook_never_breaks_the_evaluation(endpoint, people, dj
     with pytest.raises(services.DeliveryFailed):
         services.deliver(delivery_id=delivery.pk, final=True)
     delivery.refresh_from_db()
-    assert delivery.status == "failed" and delivery.last_error.startswith("ConnectionError")
+    assert delivery.status == "failed" and delivery.last_error.startswith("NewConnectionError")
+    assert "Connection refused" in delivery.last_error
 
 
 def test_a_delivered_payload_is_not_posted_twice(endpoint, people, receiver, django_capture_on_commit_callbacks):

@@ -151,3 +151,114 @@ def test_a_huge_success_body_still_counts_as_delivered(people, endpoint, receive
     receiver.reply_body = b"x" * 1_000_000
     delivery = services.deliver(delivery_id=delivery.pk, final=True)
     assert delivery.status == "delivered" and delivery.last_error == ""
+
+
+def _dns_log(monkeypatch, answers: list[str]) -> list[str]:
+    """Each lookup of any host takes the next of `answers` (a rebinding DNS server); returns
+    the hosts looked up, in order."""
+    looked_up: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        looked_up.append(host)
+        address = answers[min(len(looked_up), len(answers)) - 1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(webhook_urls, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+def test_a_delivery_connects_to_the_address_its_check_approved(
+    people, endpoint, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    """DNS rebinding: the name answers the receiver's address to the check, then a forbidden
+    one. The delivery resolves once and posts to the approved address with the URL's Host. The
+    name does not exist in real DNS, so a client resolving it again could not deliver at all."""
+    port = receiver.url.rsplit(":", 1)[1]
+    _dns_log(monkeypatch, ["127.0.0.1"])
+    _create(people, endpoint, f"http://hooks.rebind.invalid:{port}/hook?team=ops")
+    delivery = _fire(endpoint, people, django_capture_on_commit_callbacks)
+    looked_up = _dns_log(monkeypatch, ["127.0.0.1", "169.254.169.254"])
+    delivery = services.deliver(delivery_id=delivery.pk, final=True)
+    assert delivery.status == "delivered" and delivery.response_status == 200
+    assert looked_up == ["hooks.rebind.invalid"]
+    [request] = receiver.requests
+    assert request["path"] == "/hook?team=ops"
+    assert request["headers"]["Host"] == f"hooks.rebind.invalid:{port}"
+    assert request["json"]["alert"]["state"] == "firing"
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next(
+    people, endpoint, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    port = int(receiver.url.rsplit(":", 1)[1])
+    # 127.0.0.2 is loopback too, but nothing listens on it: the connection is refused.
+    _dns(monkeypatch, "127.0.0.2", "127.0.0.1")
+    _create(people, endpoint, f"http://hooks.two.invalid:{port}/hook")
+    delivery = _fire(endpoint, people, django_capture_on_commit_callbacks)
+    assert services.deliver(delivery_id=delivery.pk, final=True).status == "delivered"
+    assert len(receiver.requests) == 1
+
+
+def _self_signed(tmp_path, name: str) -> tuple[str, str]:
+    """A certificate for `name` and its key, as PEM files (the certificate is its own CA)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls_receiver(receiver, tmp_path, monkeypatch):
+    """The receiver behind TLS with a certificate for hooks.example.test, which the worker
+    trusts (REQUESTS_CA_BUNDLE, as for an internal CA)."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "hooks.example.test")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+    return receiver
+
+
+@pytest.mark.parametrize(("name", "delivered"), [("hooks.example.test", True), ("other.example.test", False)])
+def test_https_is_verified_against_the_url_host_not_the_address(
+    people, endpoint, tls_receiver, monkeypatch, django_capture_on_commit_callbacks, name, delivered
+):
+    """Connecting to the approved address keeps TLS honest: the certificate must name the
+    URL's host, so a URL naming another host fails even at the same address."""
+    port = tls_receiver.server.server_address[1]
+    _dns(monkeypatch, "127.0.0.1")
+    _create(people, endpoint, f"https://{name}:{port}/hook")
+    delivery = _fire(endpoint, people, django_capture_on_commit_callbacks)
+    if delivered:
+        assert services.deliver(delivery_id=delivery.pk, final=True).status == "delivered"
+        assert tls_receiver.requests[0]["headers"]["Host"] == f"{name}:{port}"
+    else:
+        with pytest.raises(services.DeliveryFailed, match="SSL|certificate|hostname"):
+            services.deliver(delivery_id=delivery.pk, final=True)
+        assert tls_receiver.requests == []
