@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from apps.accounts.sharing import read_grants, shareable_for_object
 from apps.registry import permissions
 from apps.registry.models import (
     ModelAlias,
@@ -173,37 +174,6 @@ def can_read_version_artifact(user, key: str) -> bool:
     return visible_versions(user).filter(storage_location__in=roots).exists()
 
 
-def model_shares(model: RegisteredModel) -> list[dict]:
-    """Who the model is explicitly shared with and what each may do: users then teams, each
-    `{kind, grantee, codenames}` (two queries)."""
-    from apps.accounts.models import Team
-
-    shares: dict[tuple[str, int], dict] = {}
-    for row in RegisteredModelUserObjectPermission.objects.filter(content_object=model).select_related(
-        "user", "permission"
-    ):
-        entry = shares.setdefault(("user", row.user_id), {"kind": "user", "grantee": row.user, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    group_rows = list(
-        RegisteredModelGroupObjectPermission.objects.filter(content_object=model).select_related("permission")
-    )
-    teams = {team.group_id: team for team in Team.objects.filter(group_id__in={row.group_id for row in group_rows})}
-    for row in group_rows:
-        team = teams.get(row.group_id)
-        if team is None:
-            continue
-        entry = shares.setdefault(("team", team.pk), {"kind": "team", "grantee": team, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    return sorted(shares.values(), key=lambda entry: (entry["kind"] != "user", str(entry["grantee"]).lower()))
-
-
-_SHARE_LABELS = {
-    "view_registeredmodel": "view",
-    "change_registeredmodel": "change (versions, cards, aliases)",
-    "request_deployment_registeredmodel": "request deployment",
-}
-
-
 def model_access(model: RegisteredModel) -> list[dict]:
     """The settings page's "who has access" rows: the owner, the team (and its lead), the
     organisation when the model is visible to it, then the explicit shares. Each row is
@@ -223,13 +193,15 @@ def model_access(model: RegisteredModel) -> list[dict]:
             rows.append({"kind": "lead", "grantee": model.team.lead, "access": ["manage (team lead)"]})
     if model.visibility == RegisteredModel.Visibility.ORGANISATION:
         rows.append({"kind": "organisation", "grantee": "Everyone in the organisation", "access": ["view"]})
-    for share in model_shares(model):
+    shareable = shareable_for_object(model)
+    for grant in read_grants(shareable, model):
+        levels = [shareable.level(key) for key in grant.levels]
         rows.append(
             {
-                "kind": f"shared_{share['kind']}",
-                "grantee": share["grantee"],
-                "access": [label for codename, label in _SHARE_LABELS.items() if codename in share["codenames"]],
-                "codenames": share["codenames"],
+                "kind": "shared_team" if grant.is_team else "shared_user",
+                "grantee": grant.grantee,
+                "access": [level.label for level in levels],
+                "codenames": {level.codename for level in levels},
                 "removable": True,
             }
         )

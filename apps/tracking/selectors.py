@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import cached_team_ids
+from apps.accounts.sharing import Grant, read_grants, shareable_for_object
 from apps.catalog.selectors import visible_datasets
 from apps.core.rows import RowLoader, fetch_one
 from apps.tracking import artifacts, permissions
@@ -389,25 +390,10 @@ def can_view_run_id(user, object_id: str) -> bool:
     return str(object_id).isdigit() and visible_runs(user).filter(pk=int(object_id)).exists()
 
 
-def experiment_shares(experiment: Experiment) -> list[dict]:
-    """Who the experiment is shared with and how (for its settings page): users then teams."""
-    shares: dict[tuple[str, int], dict] = {}
-    for row in ExperimentUserObjectPermission.objects.filter(content_object=experiment).select_related(
-        "user", "permission"
-    ):
-        entry = shares.setdefault(("user", row.user_id), {"kind": "user", "grantee": row.user, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    for row in ExperimentGroupObjectPermission.objects.filter(content_object=experiment).select_related(
-        "group__team", "permission"
-    ):
-        team = getattr(row.group, "team", None)
-        if team is None:
-            continue
-        entry = shares.setdefault(("team", team.pk), {"kind": "team", "grantee": team, "codenames": set()})
-        entry["codenames"].add(row.permission.codename)
-    for entry in shares.values():
-        entry["level"] = "change_experiment" if "change_experiment" in entry["codenames"] else "view_experiment"
-    return sorted(shares.values(), key=lambda entry: (entry["kind"] != "user", str(entry["grantee"])))
+def experiment_shares(experiment: Experiment) -> list[Grant]:
+    """Who the experiment is explicitly shared with, at which levels (view, change): users
+    then teams, as the Share dialog reads them (two queries)."""
+    return read_grants(shareable_for_object(experiment), experiment)
 
 
 def teams_for_experiment_settings(user, experiment: Experiment) -> QuerySet[Team]:

@@ -168,7 +168,7 @@ def test_sharing_with_an_unknown_user_is_refused_inline(owner, model):
     response = client_for(owner).post(settings_url(model), {"action": "share", "username": "ghost"})
     assert response.status_code == 400
     assert "No active user named" in response.content.decode()
-    assert selectors.model_shares(model) == []
+    assert [row["kind"] for row in selectors.model_access(model)] == ["owner"]
 
 
 # --- Who may --------------------------------------------------------------------------------------

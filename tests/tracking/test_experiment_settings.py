@@ -67,7 +67,8 @@ def test_a_change_share_lets_a_team_log_runs(users, experiment):
     services.share_experiment(by=users["scientist"], experiment=experiment, permission="change_experiment", team=team)
     run = services.create_run(by=member, experiment=experiment)
     assert run.user == member
-    assert [share["level"] for share in selectors.experiment_shares(experiment)] == ["change_experiment"]
+    [share] = selectors.experiment_shares(experiment)
+    assert share.grantee == team and share.levels == ["view", "change"]
 
 
 def test_readers_get_403_and_strangers_404_on_settings(users, experiment):
