@@ -21,7 +21,10 @@ from apps.tracking.mlflow_api import (
     route,
 )
 
-UPLOAD_CHUNK = 1024 * 1024
+# The request body is read in 64 KB pieces. gunicorn's body reader gathers each read from 8 KB
+# socket reads in a buffer it then copies and splits, so larger reads cost more per byte:
+# a 100 MB upload measured ~400 MB/s at 64 KB against ~190 MB/s at 1 MB (bench/tracking.py).
+UPLOAD_CHUNK = 64 * 1024
 
 
 @csrf_exempt
