@@ -3,8 +3,8 @@
 Copies every demo dataset (with its current version and columns), experiment (with its runs'
 params, tags, latest metrics and a bounded metric history), registered model (with its versions
 and model cards) and deployment request `factor - 1` times, with bulk inserts. Copies are named
-`<original>-x<n>` and keep the original's owner, team and visibility, so permission filtering
-sees the same mix of private and shared objects at scale. Run it after `load_demo`, on a
+`<original>-x<n>` and keep the original's owner, team, visibility and explicit shares, so
+permission filtering sees the same mix of private and shared objects at scale. Run it after `load_demo`, on a
 database of its own (bench/load/README.md); it refuses to run twice.
 """
 
@@ -122,6 +122,7 @@ class Command(BaseCommand):
                 Dataset.objects.filter(pk=dataset_id).update(current_version=version)
             for copy in rows:
                 search.reindex(Dataset.objects.select_related("current_version").get(pk=copy.pk))
+            _copy_shares(Dataset, {d.pk: by_slug[f"{d.slug}-x{n}"].pk for d in originals})
             created += len(rows)
         return created
 
@@ -159,6 +160,7 @@ class Command(BaseCommand):
                 e.artifact_location = experiment_artifact_location(e.pk)
             Experiment.objects.bulk_update(by_name.values(), ["artifact_location"], batch_size=BATCH)
             copy_of = {e.pk: by_name[f"{e.name} x{n}"] for e in originals}
+            _copy_shares(Experiment, {pk: copy.pk for pk, copy in copy_of.items()})
             new_runs = []
             for r in runs:
                 target = copy_of[r.experiment_id]
@@ -242,6 +244,7 @@ class Command(BaseCommand):
             ]
             RegisteredModel.objects.bulk_create(rows, batch_size=BATCH)
             by_name = {m.name: m for m in RegisteredModel.objects.filter(name__in=[r.name for r in rows])}
+            _copy_shares(RegisteredModel, {m.pk: by_name[f"{m.name}-x{n}"].pk for m in originals})
             new = []
             for v in versions:
                 model = by_name[f"{v.registered_model.name}-x{n}"]
@@ -300,6 +303,20 @@ class Command(BaseCommand):
                 rows.append(DeploymentRequest(model_version=copy_version, **fields))
         DeploymentRequest.objects.bulk_create(rows, batch_size=BATCH)
         return len(rows)
+
+
+def _copy_shares(model, copy_of: dict[int, int]) -> None:
+    """Give each copy its original's explicit shares: guardian's user and group rows of the
+    original (the direct-FK tables), pointed at the copy."""
+    from apps.accounts.sharing import guardian_tables
+
+    for table in guardian_tables(model):
+        fields = [f.attname for f in table._meta.concrete_fields if f.attname not in ("id", "content_object_id")]
+        rows = [
+            table(content_object_id=copy_of[row.content_object_id], **{name: getattr(row, name) for name in fields})
+            for row in table.objects.filter(content_object_id__in=list(copy_of))
+        ]
+        table.objects.bulk_create(rows, batch_size=BATCH)
 
 
 def _group(queryset, attribute: str) -> dict:
