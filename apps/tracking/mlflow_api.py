@@ -203,14 +203,35 @@ def _read_params(request: HttpRequest, raw: bytes) -> Params:
     return query
 
 
+class RawJSON:
+    """JSON text built elsewhere (by the database), written into a response as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
 def json_response(body: dict, status: int = 200) -> HttpResponse:
     # Non-finite doubles are sent as protobuf's JSON strings ("NaN", "Infinity") by `_double`
     # before they get here (orjson would write null for them).
     try:
-        payload = orjson.dumps(body)
+        payload = orjson.dumps(body, default=_raw_fragment)
     except TypeError:  # orjson's error for an int beyond 64 bits or a type it does not know
-        payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        payload = json.dumps(body, separators=(",", ":"), allow_nan=False, default=_raw_value).encode()
     return HttpResponse(payload, status=status, content_type="application/json")
+
+
+def _raw_fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, RawJSON):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _raw_value(value: Any) -> Any:
+    if isinstance(value, RawJSON):
+        return json.loads(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def error_response(code: str, message: str, status: int) -> HttpResponse:
@@ -316,15 +337,12 @@ def runs_json(runs: list[RunRow]) -> list[dict]:
     query per kind for the whole page, read as plain tuples (a search page of 100 runs carries
     thousands of child rows; model instances for them would cost more than the queries)."""
     ids = [run.pk for run in runs]
-    metrics, params, tags, inputs, outputs = (defaultdict(list) for _ in range(5))
+    metrics, inputs, outputs = (defaultdict(list) for _ in range(3))
     for run_id, key, value, is_nan, timestamp, step in _child_rows(
         LatestMetric, ("run_id", "key", "value", "is_nan", "timestamp", "step"), ids
     ):
         metrics[run_id].append({"key": key, "value": _double(value, is_nan), "timestamp": timestamp, "step": step})
-    for run_id, key, value in _child_rows(Param, ("run_id", "key", "value"), ids):
-        params[run_id].append({"key": key, "value": value})
-    for run_id, key, value in _child_rows(RunTag, ("run_id", "key", "value"), ids):
-        tags[run_id].append({"key": key, "value": value})
+    params, tags = _key_values_json(Param, ids), _key_values_json(RunTag, ids)
     for item in _run_inputs(ids):
         inputs[item.run_id].append(_dataset_input_json(item))
     for run_id, model_id in _child_rows(LoggedModel, ("run_id", "model_id"), ids):
@@ -332,7 +350,11 @@ def runs_json(runs: list[RunRow]) -> list[dict]:
     return [
         {
             "info": run_info_json(run),
-            "data": {"metrics": metrics[run.pk], "params": params[run.pk], "tags": tags[run.pk]},
+            "data": {
+                "metrics": metrics[run.pk],
+                "params": params.get(run.pk, _NO_ROWS),
+                "tags": tags.get(run.pk, _NO_ROWS),
+            },
             # Empty lists are left out, as protobuf's JSON does (the stock server's shape).
             "inputs": {"dataset_inputs": inputs[run.pk]} if run.pk in inputs else {},
             "outputs": {"model_outputs": outputs[run.pk]} if run.pk in outputs else {},
@@ -357,6 +379,30 @@ def _child_rows(model, columns: tuple[str, ...], run_ids: list[int]) -> list[tup
     with connection.cursor() as cursor:
         cursor.execute(sql, run_ids)
         return cursor.fetchall()
+
+
+_NO_ROWS = RawJSON("[]")
+
+
+def _key_values_json(model, run_ids: list[int]) -> dict[int, RawJSON]:
+    """Each run's params or tags as MLflow's `[{"key": …, "value": …}]`, the JSON built by the
+    database: a search page of 100 runs with 30 params and tags each carries 3,000 of them,
+    where building a dict per row cost ~2 ms. Keys and values are text, which both databases
+    write exactly (metrics stay in Python: SQLite's JSON keeps only 15 digits of a double)."""
+    if not run_ids:
+        return {}
+    quote = connection.ops.quote_name
+    key, value, run_id = quote("key"), quote("value"), quote("run_id")
+    if connection.vendor == "postgresql":
+        array = f"json_agg(json_build_object('key', {key}, 'value', {value}))::text"
+    else:
+        array = f"json_group_array(json_object('key', {key}, 'value', {value}))"
+    sql = "SELECT {run_id}, {array} FROM {table} WHERE {run_id} IN ({ids}) GROUP BY {run_id}".format(  # noqa: S608
+        run_id=run_id, array=array, table=quote(model._meta.db_table), ids=", ".join(["%s"] * len(run_ids))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, run_ids)
+        return {pk: RawJSON(text) for pk, text in cursor.fetchall()}
 
 
 _RUN_INPUT_ROW = RowLoader(RunInput, "i")

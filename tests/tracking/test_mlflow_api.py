@@ -311,7 +311,48 @@ def test_an_upload_refused_half_way_leaves_no_file(artifact_root):
 def test_json_bodies_fall_back_to_the_standard_encoder_for_what_orjson_refuses():
     import json
 
-    from apps.tracking.mlflow_api import json_response
+    from apps.tracking.mlflow_api import RawJSON, json_response
 
     assert json.loads(json_response({"big": 2**70, "n": 1.5}).content) == {"big": 2**70, "n": 1.5}
     assert json.loads(json_response({"runs": [{"value": "NaN"}]}).content) == {"runs": [{"value": "NaN"}]}
+    raw = RawJSON('[{"key": "p", "value": "v"}]')  # as the database writes params and tags
+    assert json.loads(json_response({"big": 2**70, "params": raw}).content)["params"] == [{"key": "p", "value": "v"}]
+    assert json.loads(json_response({"params": raw}).content) == {"params": [{"key": "p", "value": "v"}]}
+
+
+AWKWARD_TEXT = [
+    'say "hi"',
+    "back\\slash \\n not a newline",
+    "line\nbreak\ttab\r",
+    "control \x01\x1f",
+    "unicode: ünïcødé — 数据 🚀",
+    "</script><b>&amp;</b>",
+    "",
+    " ",
+]
+
+
+@pytest.mark.parametrize("endpoint", ["runs/search", "runs/get"])
+def test_params_and_tags_come_back_exactly_as_logged(owner_api, run, endpoint):
+    """Params and tags are written into the answer as JSON built by the database: every
+    character must survive (quotes, backslashes, control characters, non-ASCII)."""
+    params = [{"key": f"p{index}", "value": text} for index, text in enumerate(AWKWARD_TEXT)]
+    tags = [{"key": f"t{index}", "value": text} for index, text in enumerate(AWKWARD_TEXT)]
+    body = {"run_id": run.run_uuid, "params": params, "tags": tags}
+    assert owner_api.post("runs/log-batch", body).status_code == 200
+    if endpoint == "runs/search":
+        answer = owner_api.post(endpoint, {"experiment_ids": [str(run.experiment_id)]}).json()["runs"][0]
+    else:
+        answer = owner_api.get(endpoint, run_id=run.run_uuid).json()["run"]
+    data = answer["data"]
+    assert {p["key"]: p["value"] for p in data["params"]} == {p["key"]: p["value"] for p in params}
+    assert {t["key"]: t["value"] for t in data["tags"] if not t["key"].startswith("mlflow.")} == {
+        t["key"]: t["value"] for t in tags
+    }
+
+
+def test_a_run_without_params_or_tags_answers_empty_lists(owner_api, users):
+    experiment = services.create_experiment(by=users["scientist"], name="bare")
+    run = Run.objects.create(experiment=experiment, user=users["scientist"], run_uuid="0" * 32, start_time=0)
+    data = owner_api.get("runs/get", run_id=run.run_uuid).json()["run"]["data"]
+    assert data == {"metrics": [], "params": [], "tags": []}
