@@ -4,8 +4,8 @@ Copies every demo dataset (with its current version and columns), experiment (wi
 params, tags, latest metrics and a bounded metric history), registered model (with its versions
 and model cards) and deployment request `factor - 1` times, with bulk inserts. Copies are named
 `<original>-x<n>` and keep the original's owner, team, visibility and explicit shares, so
-permission filtering sees the same mix of private and shared objects at scale. Run it after `load_demo`, on a
-database of its own (bench/load/README.md); it refuses to run twice.
+permission filtering sees the same mix of private and shared objects at scale. Run it after
+`load_demo`, on a database of its own (bench/load/README.md); it refuses to run twice.
 """
 
 from __future__ import annotations
