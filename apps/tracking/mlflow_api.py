@@ -363,22 +363,31 @@ def runs_json(runs: list[RunRow]) -> list[dict]:
     ]
 
 
-def _child_rows(model, columns: tuple[str, ...], run_ids: list[int]) -> list[tuple]:
-    """The columns of `model`'s rows for these runs as plain tuples: thousands of rows per
-    search page, where the ORM's per-row conversions cost more than the query. Only quoted
-    identifiers are formatted in; the ids are parameters."""
+def _rows_of_runs(model, select: str, run_ids: list[int], *, alias: str = "c", tail: str = "") -> list[tuple]:
+    """`SELECT <select> FROM <model's table> <alias> WHERE <alias>.run_id IN (<run_ids>) <tail>`
+    as plain tuples: a search page reads thousands of child rows, where compiling ORM queries
+    and converting each row cost more than the query. Only quoted identifiers and the callers'
+    fixed SQL are formatted in; the ids are parameters."""
     if not run_ids:
         return []
     quote = connection.ops.quote_name
-    sql = "SELECT {} FROM {} WHERE {} IN ({})".format(  # noqa: S608
-        ", ".join(quote(column) for column in columns),
+    sql = "SELECT {} FROM {} {} WHERE {}.{} IN ({}) {}".format(  # noqa: S608
+        select,
         quote(model._meta.db_table),
+        quote(alias),
+        quote(alias),
         quote("run_id"),
         ", ".join(["%s"] * len(run_ids)),
+        tail,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, run_ids)
         return cursor.fetchall()
+
+
+def _child_rows(model, columns: tuple[str, ...], run_ids: list[int]) -> list[tuple]:
+    quote = connection.ops.quote_name
+    return _rows_of_runs(model, ", ".join(quote(column) for column in columns), run_ids)
 
 
 _NO_ROWS = RawJSON("[]")
@@ -389,20 +398,14 @@ def _key_values_json(model, run_ids: list[int]) -> dict[int, RawJSON]:
     database: a search page of 100 runs with 30 params and tags each carries 3,000 of them,
     where building a dict per row cost ~2 ms. Keys and values are text, which both databases
     write exactly (metrics stay in Python: SQLite's JSON keeps only 15 digits of a double)."""
-    if not run_ids:
-        return {}
     quote = connection.ops.quote_name
     key, value, run_id = quote("key"), quote("value"), quote("run_id")
     if connection.vendor == "postgresql":
         array = f"json_agg(json_build_object('key', {key}, 'value', {value}))::text"
     else:
         array = f"json_group_array(json_object('key', {key}, 'value', {value}))"
-    sql = "SELECT {run_id}, {array} FROM {table} WHERE {run_id} IN ({ids}) GROUP BY {run_id}".format(  # noqa: S608
-        run_id=run_id, array=array, table=quote(model._meta.db_table), ids=", ".join(["%s"] * len(run_ids))
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, run_ids)
-        return {pk: RawJSON(text) for pk, text in cursor.fetchall()}
+    rows = _rows_of_runs(model, f"{run_id}, {array}", run_ids, tail=f"GROUP BY {run_id}")
+    return {pk: RawJSON(text) for pk, text in rows}
 
 
 _RUN_INPUT_ROW = RowLoader(RunInput, "i")
@@ -411,19 +414,9 @@ _RUN_INPUT_ROW = RowLoader(RunInput, "i")
 def _run_inputs(run_ids: list[int]) -> list[RunInput]:
     """`RunInput.objects.filter(run_id__in=run_ids)` without compiling the ORM query (a search
     page asks this once; most runs have no inputs, so the query is all the cost)."""
-    if not run_ids:
-        return []
-    quote = connection.ops.quote_name
-    sql = "SELECT {} FROM {} i WHERE i.{} IN ({}) ORDER BY i.{}".format(  # noqa: S608
-        _RUN_INPUT_ROW.columns(connection),
-        quote(RunInput._meta.db_table),
-        quote("run_id"),
-        ", ".join(["%s"] * len(run_ids)),
-        quote("id"),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, run_ids)
-        return [_RUN_INPUT_ROW.load(connection, row) for row in cursor.fetchall()]
+    order = f"ORDER BY {connection.ops.quote_name('i')}.{connection.ops.quote_name('id')}"
+    rows = _rows_of_runs(RunInput, _RUN_INPUT_ROW.columns(connection), run_ids, alias="i", tail=order)
+    return [_RUN_INPUT_ROW.load(connection, row) for row in rows]
 
 
 def _dataset_input_json(item: RunInput) -> dict:
